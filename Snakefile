@@ -1,0 +1,56 @@
+# AgoraBench (Kim et al., 2024) as one DAG: data -> generation -> training -> evaluation -> analysis.
+#   snakemake --profile profiles/slurm all                      the paper (config/config.yaml)
+#   snakemake --profile profiles/default --configfile config/demo.yaml all     the offline demo
+import re
+
+from snakemake.utils import min_version, validate
+
+from agorabench import workflow as wf
+
+min_version("9.0")
+
+
+# The paper's config is the default; a --configfile on the command line replaces it (it is not merged,
+# so the demo does not inherit the paper's generators).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+wf.check_config(config)
+
+R = config["results_dir"]
+
+
+def _alt(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+wildcard_constraints:
+    generator=_alt(config["generators"]),
+    domain=_alt(wf.DOMAINS),
+    method=_alt(wf.METHODS),
+    variant="[a-z0-9_]+",
+    size=r"\d+",
+    benchmark=_alt(config["benchmarks"]),
+    model_name=_alt(config["models"]),
+    model=r"base|reference|students/[^/]+/[^/]+/[^/]+/[^/]+/n\d+",
+
+
+include: "rules/data.smk"
+include: "rules/generation.smk"
+include: "rules/training.smk"
+include: "rules/evaluation.smk"
+include: "rules/analysis.smk"
+
+
+localrules:
+    all,
+    analysis_all,
+
+
+rule all:
+    input:
+        rules.analysis_all.input,
+    default_target: True

@@ -1,0 +1,24 @@
+"""Analysis stage: PGR tables (Tables 2, 5), regressions and PCA (Figures 4-6), cost (Figure 7), figures,
+and the paper's published numbers (`paper`) to compare against."""
+
+from agorabench.analysis.pgr import (
+    BENCHMARK_DOMAINS,
+    DOMAINS,
+    METHODS,
+    UndefinedPGRWarning,
+    collect_scores,
+    pgr,
+    pgr_matrix,
+    pgr_table,
+)
+
+__all__ = [
+    "BENCHMARK_DOMAINS",
+    "DOMAINS",
+    "METHODS",
+    "UndefinedPGRWarning",
+    "collect_scores",
+    "pgr",
+    "pgr_matrix",
+    "pgr_table",
+]

@@ -1,0 +1,210 @@
+"""Figures, each written as PNG and PDF (`<out_stem>.png`, `<out_stem>.pdf`); the paper's numbers can be
+overlaid. Uses matplotlib's object API (no pyplot, no global backend state: headless-safe)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from agorabench.analysis.regression import OLSResult, PCAResult, ols
+from agorabench.analysis.tables import COLUMN_LABELS, METHOD_LABELS
+
+DOMAIN_COLORS = {
+    "math": "#4C72B0",
+    "code": "#DD8452",
+    "instruction_following": "#55A868",
+    "average": "#8172B3",
+}
+PAPER_STYLE = {"marker": "D", "facecolor": "none", "edgecolor": "black", "zorder": 5}
+
+
+def save_figure(fig: Figure, out_stem: str | Path) -> list[Path]:
+    """Write `fig` as <out_stem>.png (150 dpi) and <out_stem>.pdf; returns both paths."""
+    stem = Path(out_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    return paths
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing} (have {list(df.columns)})")
+
+
+def _fit_label(fit: OLSResult, prefix: str = "fit") -> str:
+    return f"{prefix}: $R^2$ = {fit.r_squared:.3f}, p = {fit.p_value:.3e}"
+
+
+def plot_pgr_bars(
+    matrix: pd.DataFrame,
+    out_stem: str | Path,
+    *,
+    paper: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None,
+    domains: Sequence[str] | None = None,
+) -> list[Path]:
+    """PGR per generator x domain, one panel per method (a `pgr_matrix` frame). Undefined PGRs are marked
+    'n/a'; `paper` (same layout, e.g. paper_table2()) is overlaid as hollow diamonds."""
+    labels = dict(labels or {})
+    domains = list(domains) if domains is not None else [c for c in matrix.columns if c != "average"]
+    methods = list(dict.fromkeys(matrix.index.get_level_values("method")))
+    gens = list(dict.fromkeys(matrix.index.get_level_values("generator")))
+    fig = Figure(figsize=(max(5.0, 1.2 * len(gens)) * len(methods), 4.0))
+    axes = fig.subplots(1, len(methods), squeeze=False, sharey=True)[0]
+    width = 0.8 / len(domains)
+    for ax, method in zip(axes, methods, strict=True):
+        x = np.arange(len(gens))
+        for k, domain in enumerate(domains):
+            pos = x - 0.4 + width * (k + 0.5)
+            vals = np.array([matrix.at[(g, method), domain] for g in gens], dtype=float)
+            ax.bar(
+                pos,
+                np.nan_to_num(vals),
+                width,
+                color=DOMAIN_COLORS.get(domain),
+                label=COLUMN_LABELS.get(domain, domain),
+            )
+            for p_, v in zip(pos, vals, strict=True):
+                if np.isnan(v):
+                    ax.text(p_, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+            if paper is not None:
+                ref = [paper[domain].get((g, method), np.nan) if domain in paper else np.nan for g in gens]
+                ax.scatter(pos, ref, s=18, label="paper" if k == 0 else None, **PAPER_STYLE)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, [labels.get(g, g) for g in gens], rotation=30, ha="right")
+        ax.set_title(METHOD_LABELS.get(method, method))
+    axes[0].set_ylabel("PGR (%)")
+    axes[0].legend(fontsize=8)
+    return save_figure(fig, out_stem)
+
+
+def _scatter_fit(ax, x: np.ndarray, y: np.ndarray, paper_fit: Mapping[str, float] | None) -> None:
+    ax.scatter(x, y, s=22, alpha=0.8)
+    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        fit = ols(x, y)
+        grid = np.linspace(x.min(), x.max(), 50)
+        ax.plot(grid, fit.intercept + fit.slope * grid, color="C3", label=_fit_label(fit))
+    else:
+        ax.plot([], [], " ", label="no fit (fewer than 3 points or no spread)")
+    if paper_fit is not None:
+        ax.plot(
+            [], [], " ", label=f"paper: $R^2$ = {paper_fit['r_squared']:.3f}, p = {paper_fit['p_value']:.3e}"
+        )
+    ax.legend(fontsize=8)
+
+
+def plot_problem_solving_vs_data_generation(
+    coarse: pd.DataFrame,
+    fine: pd.DataFrame,
+    out_stem: str | Path,
+    *,
+    paper_fits: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Figure 4: PGR against problem-solving score with OLS fits (R^2 and p in the legend). `coarse`: one row
+    per generator (generator, problem_solving, pgr); `fine`: one per setting (same columns). `paper_fits`:
+    paper_fig4() (rows coarse, fine) to print the paper's values beside ours."""
+    for df, what in ((coarse, "coarse points"), (fine, "fine points")):
+        _require(df, ["generator", "problem_solving", "pgr"], what)
+    labels = dict(labels or {})
+    fig = Figure(figsize=(11, 4.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    for ax, df, name in ((ax1, coarse, "coarse"), (ax2, fine, "fine")):
+        df = df.dropna(subset=["pgr", "problem_solving"])
+        paper_fit = paper_fits.loc[name] if paper_fits is not None and name in paper_fits.index else None
+        _scatter_fit(ax, df["problem_solving"].to_numpy(float), df["pgr"].to_numpy(float), paper_fit)
+        ax.set_xlabel("problem-solving score")
+        ax.set_ylabel("data generation: PGR (%)")
+    for _, row in coarse.dropna(subset=["pgr"]).iterrows():
+        ax1.annotate(
+            labels.get(row["generator"], row["generator"]),
+            (row["problem_solving"], row["pgr"]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
+    ax1.set_title("coarse: average per generator")
+    ax2.set_title("fine: per generator x setting")
+    return save_figure(fig, out_stem)
+
+
+def plot_pca(
+    result: PCAResult,
+    out_stem: str | Path,
+    *,
+    paper_variance: pd.Series | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Figure 5: explained variance per principal component and the loadings heat map."""
+    labels = dict(labels or {})
+    var, load = result.explained_variance, result.loadings
+    fig = Figure(figsize=(12, 0.45 * len(load) + 2.5))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    x = np.arange(len(var))
+    ax1.bar(x, var.to_numpy(), color="#4C72B0", label="this run")
+    if paper_variance is not None:
+        ref = paper_variance.reindex(var.index)
+        ax1.scatter(x, ref.to_numpy(float), s=30, label="paper", **PAPER_STYLE)
+    ax1.set_xticks(x, list(var.index))
+    ax1.set_ylabel("explained variance (%)")
+    ax1.set_title(f"top {len(var)} PCs: {var.sum():.1f}% of variance")
+    ax1.legend(fontsize=8)
+    image = ax2.imshow(load.to_numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(load.to_numpy()):
+        ax2.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    ax2.set_xticks(np.arange(load.shape[1]), list(load.columns))
+    ax2.set_yticks(np.arange(load.shape[0]), [labels.get(f, f) for f in load.index])
+    ax2.set_title("loadings")
+    fig.colorbar(image, ax=ax2, shrink=0.8)
+    return save_figure(fig, out_stem)
+
+
+def plot_pgr_on_pcs(
+    pgr: Sequence[float] | np.ndarray,
+    fit: OLSResult,
+    out_stem: str | Path,
+    *,
+    paper: Mapping[str, float] | None = None,
+) -> list[Path]:
+    """Figure 6: observed PGR against the PGR predicted from the top principal components."""
+    y = np.asarray(pgr, dtype=float)
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.scatter(fit.fitted, y, s=22, alpha=0.8)
+    lo, hi = float(min(y.min(), fit.fitted.min())), float(max(y.max(), fit.fitted.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    ax.plot([], [], " ", label=_fit_label(fit, f"OLS on {fit.coef.size} PCs"))
+    if paper is not None:
+        ax.plot([], [], " ", label=f"paper: $R^2$ = {paper['r_squared']:.3f}, p < {paper['p_value_below']:g}")
+    ax.set_xlabel("predicted PGR (%)")
+    ax.set_ylabel("observed PGR (%)")
+    ax.legend(fontsize=8)
+    return save_figure(fig, out_stem)
+
+
+def plot_cost(
+    rows: pd.DataFrame, out_stem: str | Path, *, labels: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Figure 7: PGR against the number of instances and against generation cost (USD), one line per
+    generator. `rows`: generator, size, cost_usd, pgr (undefined PGRs are left out)."""
+    _require(rows, ["generator", "size", "cost_usd", "pgr"], "cost rows")
+    labels = dict(labels or {})
+    fig = Figure(figsize=(11, 4.2))
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    for gen, grp in rows.dropna(subset=["pgr"]).groupby("generator", sort=False):
+        grp = grp.sort_values("size")
+        ax1.plot(grp["size"], grp["pgr"], marker="o", label=labels.get(gen, gen))
+        ax2.plot(grp["cost_usd"], grp["pgr"], marker="o", label=labels.get(gen, gen))
+    ax1.set_xlabel("number of instances")
+    ax1.set_ylabel("PGR (%)")
+    ax2.set_xlabel("generation cost (USD)")
+    ax2.set_xscale("log")
+    ax1.legend(fontsize=8)
+    return save_figure(fig, out_stem)

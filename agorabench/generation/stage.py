@@ -1,0 +1,84 @@
+"""Stage function of the generation rules: one generator writes one pool for one setting and variant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agorabench.errors import ConfigError
+from agorabench.jsonl import read_jsonl
+from agorabench.llm.base import Sampling
+from agorabench.llm.factory import make_backend
+
+
+def student_token_counter(student_dir: str) -> Callable[[str, str], int]:
+    """Chat-format length of an (instruction, response) pair in the student's tokenizer."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(student_dir)
+
+    def count(instruction: str, response: str) -> int:
+        messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
+        if tok.chat_template:
+            return len(tok.apply_chat_template(messages, tokenize=True))
+        return len(tok(instruction + "\n" + response)["input_ids"])
+
+    return count
+
+
+def load_themes(path: str, domain: str) -> tuple[list[str], list[str]]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    try:
+        return list(data["themes"][domain]), list(data.get("first_words", []))
+    except (KeyError, TypeError):
+        raise ConfigError("generation.themes", f"{path} has no `themes.{domain}` list") from None
+
+
+def run_generation(
+    *,
+    generator: str,
+    backend_spec: dict[str, Any],
+    params: dict[str, Any],
+    domain: str,
+    method: str,
+    variant: str,
+    seeds_path: str,
+    template_path: str,
+    themes_path: str,
+    student_dir: str,
+    out_path: str,
+    stats_path: str,
+    system_prompt: str | None = None,
+) -> dict[str, Any]:
+    """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
+    from agorabench.generation.run import generate_set
+
+    themes, first_words = load_themes(themes_path, domain)
+    n = int(params["n"])
+    backend = make_backend(backend_spec, key=f"generators.{generator}")
+    with backend:
+        return generate_set(
+            generator=generator,
+            backend=backend,
+            sampling=Sampling.from_config(params["sampling"]),
+            domain=domain,
+            method=method,
+            variant=variant,
+            template_path=template_path,
+            seeds=read_jsonl(seeds_path, required=("id", "instruction", "response")),
+            themes=themes,
+            first_words=first_words,
+            n=n,
+            max_attempts=max(n, int(n * float(params["max_attempts_factor"]))),
+            seed=int(params["seed"]),
+            store_path=str(Path(out_path).with_name("calls.jsonl")),
+            out_path=out_path,
+            stats_path=stats_path,
+            count_tokens=student_token_counter(student_dir),
+            max_tokens=int(params["max_instance_tokens"]),
+            price=params.get("price"),
+            system_prompt=system_prompt,
+        )

@@ -1,0 +1,170 @@
+"""The per-job record written next to the first output as `<output>.prov.json`.
+
+Rule scripts open `job(snakemake)` around their one function call. The context manager takes the
+Snakemake object as an argument (it never reads a global), sends logging to the rule's log file, times
+the work and writes the record: rule, wildcards, params, input/output hashes, code version, packages,
+hardware, counts returned by the stage function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from agorabench.jsonl import sha256_file, write_json
+
+PACKAGES = (
+    "agorabench",
+    "torch",
+    "transformers",
+    "trl",
+    "accelerate",
+    "datasets",
+    "vllm",
+    "openai",
+    "anthropic",
+    "math-verify",
+    "snakemake",
+)
+_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+@dataclass
+class Job:
+    rule: str
+    counts: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _hash_path(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return {"path": str(path), "files": {str(p.relative_to(path)): sha256_file(p) for p in files}}
+    return {"path": str(path), "missing": True}
+
+
+def code_version(root: Path | None = None) -> dict[str, Any]:
+    root = root or Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", None
+    return {"git_commit": commit or None, "dirty": dirty}
+
+
+def packages() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+    }
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    for var in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES"):
+        if var in os.environ:
+            info[var.lower()] = os.environ[var]
+    return info
+
+
+def _plain(obj: Any) -> Any:
+    """Snakemake Namedlists and params to JSON-able values; drops values of secret-looking keys."""
+    if hasattr(obj, "items"):
+        return {
+            str(k): (
+                "<redacted>"
+                if any(h in str(k).upper() for h in _SECRET_HINTS) and isinstance(v, str)
+                else _plain(v)
+            )
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _setup_logging(log_path: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        force=True,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextlib.contextmanager
+def job(smk: Any) -> Iterator[Job]:
+    """Run one rule's work with logging and a provenance record beside its first output."""
+    rule = str(getattr(smk, "rule", "unknown"))
+    _setup_logging(smk.log[0] if len(smk.log) else None)
+    log = logging.getLogger(f"agorabench.{rule}")
+    j = Job(rule=rule)
+    started, t0 = dt.datetime.now(dt.UTC), time.perf_counter()
+    inputs = [str(p) for p in smk.input]
+    log.info("rule %s: %d input(s) -> %s", rule, len(inputs), list(smk.output))
+    try:
+        yield j
+    except Exception:
+        log.exception("rule %s failed", rule)
+        raise
+    wall = time.perf_counter() - t0
+    log.info("rule %s finished in %.1f s; counts %s", rule, wall, j.counts)
+    record = {
+        "rule": rule,
+        "wildcards": _plain(dict(smk.wildcards.items())),
+        "params": _plain(dict(smk.params.items())),
+        "inputs": [_hash_path(Path(p)) for p in inputs],
+        "outputs": [_hash_path(Path(p)) for p in smk.output],
+        "counts": j.counts,
+        **j.extra,
+        "started": started.isoformat(),
+        "wall_s": round(wall, 3),
+        "code": code_version(),
+        "packages": packages(),
+        "hardware": hardware(),
+    }
+    write_json(str(Path(smk.output[0])).rstrip("/") + ".prov.json", record)

@@ -1,0 +1,87 @@
+# Generation: each generator writes one pool of instances per (setting, meta-prompt variant); the sizes of
+# the cost study are prefixes of that pool. Calls go through a durable store beside the pool
+# (calls.jsonl, deliberately not a declared output, so a failed or killed job keeps what it paid for).
+# Only prompt-defining values are params: changing concurrency or rate limits reruns nothing.
+
+GEN = f"{R}/generation/{{generator}}/{{domain}}/{{method}}/{{variant}}"
+
+
+def _generation_inputs(wc):
+    spec = config["generators"][wc.generator]
+    inputs = {
+        "seeds": f"{R}/data/seeds/{wc.domain}/{wc.method}.jsonl",
+        "template": wf.template_path(config, wc.variant, wc.domain, wc.method),
+        "themes": config["generation"]["themes"],
+        "student": wf.model_dir(config, config["student"]["base"]),
+    }
+    if wf.is_local(spec):
+        inputs["model"] = wf.model_dir(config, spec["model"])
+    return inputs
+
+
+def _generation_params(wc):
+    """What defines the generated instances (and nothing operational)."""
+    spec = config["generators"][wc.generator]
+    return {
+        "backend": spec["backend"],
+        "model": spec["model"],
+        "sampling": wf.sampling_for(config, "generators", wc.generator),
+        "n": wf.pool_size(config, wc.generator, wc.domain, wc.method, wc.variant),
+        "max_attempts_factor": config["generation"].get("max_attempts_factor", 2.0),
+        "max_instance_tokens": config["generation"].get("max_instance_tokens", 4096),
+        "seed": config["seed"],
+        "price": spec.get("price"),
+    }
+
+
+rule generate_local:
+    input:
+        unpack(_generation_inputs),
+    output:
+        data=f"{GEN}/pool.jsonl",
+        stats=f"{GEN}/pool.stats.json",
+    params:
+        generation=_generation_params,
+    wildcard_constraints:
+        generator=_alt(wf.local_generators(config)),
+    resources:
+        gpu=lambda wc: config["generators"][wc.generator].get("tensor_parallel_size", 1)
+        if config["generators"][wc.generator]["backend"] == "vllm"
+        else 0,
+    log:
+        f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    conda:
+        "../envs/vllm.yaml"
+    script:
+        "../scripts/generation/generate.py"
+
+
+rule generate_api:
+    input:
+        unpack(_generation_inputs),
+    output:
+        data=f"{GEN}/pool.jsonl",
+        stats=f"{GEN}/pool.stats.json",
+    params:
+        generation=_generation_params,
+    wildcard_constraints:
+        generator=_alt(wf.api_generators(config)),
+    log:
+        f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    conda:
+        "../envs/generation.yaml"
+    script:
+        "../scripts/generation/generate.py"
+
+
+rule take_size:
+    input:
+        f"{GEN}/pool.jsonl",
+    output:
+        f"{GEN}/n{{size}}.jsonl",
+    log:
+        f"{R}/logs/take_size/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/generation.yaml"
+    script:
+        "../scripts/generation/take_size.py"

@@ -1,0 +1,50 @@
+# Training: the student (S_0's weights) fine-tuned by SFT on each generated set; in the demo, S_ref is the
+# same base fine-tuned on human-written data.
+
+TRAIN = f"{R}/training/students/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
+
+
+def _training_params():
+    return {"hparams": config["training"], "chat_template": config["student"].get("chat_template", "model")}
+
+
+rule train_student:
+    input:
+        data=f"{GEN}/n{{size}}.jsonl",
+        base=wf.model_dir(config, config["student"]["base"]),
+    output:
+        model=directory(f"{TRAIN}/model"),
+        log_jsonl=f"{TRAIN}/train_log.jsonl",
+        info=f"{TRAIN}/train_info.json",
+        plot=f"{TRAIN}/loss.png",
+    params:
+        **_training_params(),
+    resources:
+        gpu=config["training"].get("gpus", 1),
+    log:
+        f"{R}/logs/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/training/train.py"
+
+
+rule train_reference:
+    input:
+        data=f"{R}/data/reference/sft.jsonl",
+        base=wf.model_dir(config, config["student"]["base"]),
+    output:
+        model=directory(f"{R}/training/reference/model"),
+        log_jsonl=f"{R}/training/reference/train_log.jsonl",
+        info=f"{R}/training/reference/train_info.json",
+        plot=f"{R}/training/reference/loss.png",
+    params:
+        **_training_params(),
+    resources:
+        gpu=config["training"].get("gpus", 1),
+    log:
+        f"{R}/logs/train_reference.log",
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/training/train.py"

@@ -1,0 +1,113 @@
+"""OLS and PCA against independent implementations (scipy.stats.linregress, sklearn.decomposition.PCA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.decomposition import PCA
+
+from agorabench.analysis.regression import fig4_points, intrinsic_features, ols, pca, pgr_on_top_pcs
+
+RNG = np.random.default_rng(7)
+
+
+def test_ols_one_predictor_matches_linregress():
+    x = RNG.normal(size=30)
+    y = 2.0 * x + RNG.normal(size=30)
+    fit, ref = ols(x, y), stats.linregress(x, y)
+    assert fit.slope == pytest.approx(ref.slope)
+    assert fit.intercept == pytest.approx(ref.intercept)
+    assert fit.r_squared == pytest.approx(ref.rvalue**2)
+    assert fit.p_value == pytest.approx(ref.pvalue)
+    assert fit.coef_p_values[0] == pytest.approx(ref.pvalue)
+
+
+def test_ols_several_predictors_recovers_coefficients_and_f_test():
+    x = RNG.normal(size=(200, 3))
+    y = 1.5 + x @ np.array([1.0, -2.0, 0.0]) + 0.1 * RNG.normal(size=200)
+    fit = ols(x, y)
+    assert fit.intercept == pytest.approx(1.5, abs=0.05)
+    assert fit.coef == pytest.approx([1.0, -2.0, 0.0], abs=0.05)
+    assert fit.coef_p_values[2] > 0.001 and fit.p_value < 1e-10
+    # the F-test p from R^2 by hand
+    f = (fit.r_squared / 3) / ((1 - fit.r_squared) / (200 - 4))
+    assert fit.p_value == pytest.approx(stats.f.sf(f, 3, 196))
+    with pytest.raises(ValueError, match="one predictor"):
+        _ = fit.slope
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        ([1.0, 2.0], [1.0, 2.0], "too few"),
+        ([1.0, 2.0, np.nan], [1.0, 2.0, 3.0], "finite"),
+        ([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0], "collinear or constant"),
+        ([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0], "y is constant"),
+    ],
+)
+def test_ols_bad_input_is_a_clear_error(x, y, message):
+    with pytest.raises(ValueError, match=message):
+        ols(x, y)
+
+
+def test_pca_matches_sklearn_on_standardised_features():
+    base = RNG.normal(size=(40, 2))
+    feats = pd.DataFrame(np.column_stack([base, base @ [[1.0], [0.5]] + 0.1 * RNG.normal(size=(40, 1))]),
+                         columns=["a", "b", "c"])  # fmt: skip
+    res = pca(feats)
+    z = (feats - feats.mean()) / feats.std(ddof=0)
+    ref = PCA().fit(z)
+    assert res.explained_variance.to_numpy() == pytest.approx(ref.explained_variance_ratio_ * 100)
+    # same components up to sign; our sign: largest-magnitude loading positive
+    assert np.abs(res.loadings.to_numpy()) == pytest.approx(np.abs(ref.components_.T), abs=1e-8)
+    for pc in res.loadings:
+        col = res.loadings[pc]
+        assert col[col.abs().idxmax()] > 0
+    assert res.scores.to_numpy() == pytest.approx(z.to_numpy() @ res.loadings.to_numpy())
+
+
+def test_pca_rejects_constant_feature():
+    feats = pd.DataFrame({"a": [1.0, 2.0, 3.0], "flat": [2.0, 2.0, 2.0]})
+    with pytest.raises(ValueError, match="flat"):
+        pca(feats)
+
+
+def test_pgr_on_top_pcs_regresses_on_k_components():
+    feats = pd.DataFrame(RNG.normal(size=(30, 6)), columns=list("abcdef"))
+    y = feats["a"] * 3 + RNG.normal(size=30)
+    res, fit = pgr_on_top_pcs(feats, y, k=2)
+    assert list(res.loadings.columns) == ["PC1", "PC2"]
+    assert fit.coef.size == 2 and fit.n == 30
+    assert fit.r_squared == pytest.approx(ols(res.scores.to_numpy(), y).r_squared)
+
+
+def test_fig4_points_coarse_and_fine():
+    idx = pd.MultiIndex.from_product([["g1", "g2"], ["instance_generation"]], names=["generator", "method"])
+    matrix = pd.DataFrame({"math": [10.0, 30.0], "code": [20.0, np.nan], "instruction_following": [30.0, 50.0]},
+                          index=idx)  # fmt: skip
+    bench = {"gsm8k": "math", "mbpp": "code", "arena_hard": "instruction_following"}
+    ps = pd.DataFrame({"gsm8k": [80.0, 60.0], "mbpp": [70.0, 50.0], "arena_hard": [30.0, 10.0]}, index=["g1", "g2"])
+    coarse, fine = fig4_points(matrix, ps, bench)
+    assert len(fine) == 5  # the undefined cell is dropped
+    g2_math = fine[(fine["generator"] == "g2") & (fine["domain"] == "math")].iloc[0]
+    assert g2_math["problem_solving"] == 60.0 and g2_math["pgr"] == 30.0
+    c = coarse.set_index("generator")
+    assert c.at["g1", "pgr"] == pytest.approx(20.0) and c.at["g2", "pgr"] == pytest.approx(40.0)
+    assert c.at["g1", "problem_solving"] == pytest.approx(60.0)
+    with pytest.raises(ValueError, match="g2"):
+        fig4_points(matrix, ps.drop(index="g2"), bench)
+
+
+def test_intrinsic_features_pivots_and_adds_problem_solving():
+    long = pd.DataFrame(
+        [(m, g, "instance_generation", d, v) for m in ("m1", "m2") for g in ("g1", "g2")
+         for d, v in (("math", 1.0), ("code", 2.0), ("average", 9.0))],
+        columns=["metric", "generator", "method", "domain", "value"],
+    )  # fmt: skip
+    ps = pd.DataFrame({"math": [5.0, 6.0], "code": [7.0, 8.0]}, index=["g1", "g2"])
+    feats = intrinsic_features(long, ps, domains=("math", "code"))
+    assert list(feats.columns) == ["m1", "m2", "problem_solving"]
+    assert len(feats) == 4  # 'average' rows are not data sets
+    assert feats.loc[("g2", "instance_generation", "code"), "problem_solving"] == 8.0
