@@ -51,7 +51,8 @@ def read_json(path: str | Path) -> Any:
         raise DataError(path, f"invalid JSON ({exc.msg})", line=exc.lineno) from None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
+    """Write text atomically (temp file + fsync + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,12 +69,12 @@ def _atomic_write_text(path: Path, text: str) -> None:
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write rows atomically (temp file + rename); returns the row count."""
     lines = [json.dumps(r, ensure_ascii=False) for r in rows]
-    _atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
+    write_text(Path(path), "".join(line + "\n" for line in lines))
     return len(lines)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    _atomic_write_text(Path(path), json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text(Path(path), json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def append_jsonl(fh, row: dict[str, Any]) -> None:

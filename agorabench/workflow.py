@@ -165,7 +165,9 @@ def template_path(config: dict[str, Any], variant: str, domain: str, method: str
     from agorabench.generation.prompts import template_path as resolve
 
     gen = config["generation"]
-    return str(resolve(gen["prompts_dir"], variant, domain, method, layout=gen.get("prompts_layout", "agorabench")))
+    return str(
+        resolve(gen["prompts_dir"], variant, domain, method, layout=gen.get("prompts_layout", "agorabench"))
+    )
 
 
 def judged(config: dict[str, Any]) -> list[str]:
@@ -196,3 +198,10 @@ def judge_params(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
 def judge_inputs(config: dict[str, Any], benchmark: str) -> dict[str, str]:
     spec = config["judges"][config["benchmarks"][benchmark]["judge"]]
     return {"judge_model": model_dir(config, spec["model"])} if is_local(spec) else {}
+
+
+def main_experiment(config: dict[str, Any]) -> dict[str, Any]:
+    """The (variant, size) of the main table: experiment `main` if present, else the first experiment."""
+    exps = config["experiments"]
+    exp = exps.get("main") or next(iter(exps.values()))
+    return {"variant": exp["variants"][0], "size": int(exp["sizes"][0])}

@@ -33,6 +33,7 @@ rule pgr_table:
         students=[vars(s) | {"model": s.path} for s in wf.students(config)],
         benchmarks={b: spec["domain"] for b, spec in config["benchmarks"].items()},
         eps=config["analysis"].get("pgr_eps", 1e-6),
+        main=wf.main_experiment(config),
     log:
         f"{R}/logs/analysis/pgr_table.log",
     conda:
@@ -47,6 +48,8 @@ rule figure_pgr:
     output:
         png=f"{A}/figures/pgr_by_generator.png",
         pdf=f"{A}/figures/pgr_by_generator.pdf",
+    params:
+        main=wf.main_experiment(config),
     log:
         f"{R}/logs/analysis/figure_pgr.log",
     conda:

@@ -1,4 +1,4 @@
-"""PGR on hand-made scores: the formula, undefined gaps, score files, the long table and the Table 2 matrix."""
+"""PGR on hand-made scores: the formula, undefined gaps, score files, the long table, the Table 2 matrix."""
 
 from __future__ import annotations
 
@@ -52,13 +52,33 @@ def write_scores(tmp_path: Path, records: list[dict]) -> list[str]:
 
 
 def student(model: str, generator: str, domain: str, method: str = "instance_generation", **kw) -> dict:
-    return {"model": model, "generator": generator, "domain": domain, "method": method,
-            "variant": kw.get("variant", "agorabench"), "size": kw.get("size", 10000)}  # fmt: skip
+    return {
+        "model": model,
+        "generator": generator,
+        "domain": domain,
+        "method": method,
+        "variant": kw.get("variant", "agorabench"),
+        "size": kw.get("size", 10000),
+    }
 
 
 # S0 and S_ref on all six benchmarks; gap 40 everywhere except arena_hard (gap 0: PGR undefined).
-BASE_SCORES = {"gsm8k": 20.0, "math": 10.0, "mbpp": 30.0, "humaneval": 30.0, "alpaca_eval": 5.0, "arena_hard": 7.0}
-REF_SCORES = {"gsm8k": 60.0, "math": 50.0, "mbpp": 70.0, "humaneval": 70.0, "alpaca_eval": 45.0, "arena_hard": 7.0}
+BASE_SCORES = {
+    "gsm8k": 20.0,
+    "math": 10.0,
+    "mbpp": 30.0,
+    "humaneval": 30.0,
+    "alpaca_eval": 5.0,
+    "arena_hard": 7.0,
+}
+REF_SCORES = {
+    "gsm8k": 60.0,
+    "math": 50.0,
+    "mbpp": 70.0,
+    "humaneval": 70.0,
+    "alpaca_eval": 45.0,
+    "arena_hard": 7.0,
+}
 
 
 def synthetic(tmp_path: Path, student_scores: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -126,8 +146,13 @@ def test_collect_scores_duplicate_names_both_files(tmp_path):
 
 def test_pgr_table_scores_each_student_on_its_domain_only(tmp_path):
     scores = synthetic(tmp_path, {"s-math": {"gsm8k": 40.0, "math": 20.0, "mbpp": 0.0}})
-    out = pgr_table(scores, [student("s-math", "gpt-4o", "math")], base_model=BASE, reference_model=REF,
-                    benchmarks=BENCHMARK_DOMAINS)  # fmt: skip
+    out = pgr_table(
+        scores,
+        [student("s-math", "gpt-4o", "math")],
+        base_model=BASE,
+        reference_model=REF,
+        benchmarks=BENCHMARK_DOMAINS,
+    )
     bench = out[out["level"] == "benchmark"].set_index("benchmark")
     assert sorted(bench.index) == ["gsm8k", "math"]  # mbpp is code: not scored for a math student
     assert bench.at["gsm8k", "pgr"] == pytest.approx((40 - 20) / (60 - 20) * 100)
@@ -140,8 +165,13 @@ def test_pgr_table_scores_each_student_on_its_domain_only(tmp_path):
 def test_pgr_table_undefined_gap_is_nan_with_warning_naming_benchmark(tmp_path):
     scores = synthetic(tmp_path, {"s-if": {"alpaca_eval": 25.0, "arena_hard": 9.0}})
     with pytest.warns(UndefinedPGRWarning, match="arena_hard"):
-        out = pgr_table(scores, [student("s-if", "gpt-4o", "instruction_following")], base_model=BASE,
-                        reference_model=REF, benchmarks=BENCHMARK_DOMAINS)  # fmt: skip
+        out = pgr_table(
+            scores,
+            [student("s-if", "gpt-4o", "instruction_following")],
+            base_model=BASE,
+            reference_model=REF,
+            benchmarks=BENCHMARK_DOMAINS,
+        )
     rows = out.set_index("benchmark")
     assert rows.at["alpaca_eval", "pgr"] == pytest.approx(50.0)
     assert math.isnan(rows.at["arena_hard", "pgr"]) and "arena_hard" in rows.at["arena_hard", "note"]
@@ -152,16 +182,26 @@ def test_pgr_table_undefined_gap_is_nan_with_warning_naming_benchmark(tmp_path):
 def test_pgr_table_missing_score_names_model_and_benchmark(tmp_path):
     scores = synthetic(tmp_path, {"s-code": {"mbpp": 50.0}})  # no humaneval score
     with pytest.raises(DataError, match="model 's-code' on benchmark 'humaneval'"):
-        pgr_table(scores, [student("s-code", "gpt-4o", "code")], base_model=BASE, reference_model=REF,
-                  benchmarks=BENCHMARK_DOMAINS)  # fmt: skip
+        pgr_table(
+            scores,
+            [student("s-code", "gpt-4o", "code")],
+            base_model=BASE,
+            reference_model=REF,
+            benchmarks=BENCHMARK_DOMAINS,
+        )
 
 
 def test_pgr_table_missing_reference_score_says_reference(tmp_path):
     scores = synthetic(tmp_path, {"s-code": {"mbpp": 50.0, "humaneval": 50.0}})
     scores = scores[~((scores["model"] == REF) & (scores["benchmark"] == "mbpp"))]
     with pytest.raises(DataError, match=f"model '{REF}' on benchmark 'mbpp'.*reference"):
-        pgr_table(scores, [student("s-code", "gpt-4o", "code")], base_model=BASE, reference_model=REF,
-                  benchmarks=BENCHMARK_DOMAINS)  # fmt: skip
+        pgr_table(
+            scores,
+            [student("s-code", "gpt-4o", "code")],
+            base_model=BASE,
+            reference_model=REF,
+            benchmarks=BENCHMARK_DOMAINS,
+        )
 
 
 def test_pgr_table_bad_student_config(tmp_path):
@@ -170,12 +210,17 @@ def test_pgr_table_bad_student_config(tmp_path):
     with pytest.raises(ConfigError, match=r"students\[0\].*method"):
         pgr_table(scores, [bad], base_model=BASE, reference_model=REF, benchmarks=BENCHMARK_DOMAINS)
     with pytest.raises(ConfigError, match=r"students\[0\]\.domain.*'poetry'"):
-        pgr_table(scores, [student("s", "g", "poetry")], base_model=BASE, reference_model=REF,
-                  benchmarks=BENCHMARK_DOMAINS)  # fmt: skip
+        pgr_table(
+            scores,
+            [student("s", "g", "poetry")],
+            base_model=BASE,
+            reference_model=REF,
+            benchmarks=BENCHMARK_DOMAINS,
+        )
 
 
 def full_table(tmp_path: Path) -> pd.DataFrame:
-    """2 generators x 3 methods x 3 domains; student score = S0 + gap * (k / 20) for a distinct k per student."""
+    """2 generators x 3 methods x 2 domains; student k (in creation order) scores S0 + gap * k / 20."""
     students, student_scores = [], {}
     for k, (gen, method, domain) in enumerate(
         (g, m, d) for g in ("gen-a", "gen-b") for m in METHODS for d in ("math", "code")

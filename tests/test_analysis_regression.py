@@ -54,8 +54,10 @@ def test_ols_bad_input_is_a_clear_error(x, y, message):
 
 def test_pca_matches_sklearn_on_standardised_features():
     base = RNG.normal(size=(40, 2))
-    feats = pd.DataFrame(np.column_stack([base, base @ [[1.0], [0.5]] + 0.1 * RNG.normal(size=(40, 1))]),
-                         columns=["a", "b", "c"])  # fmt: skip
+    feats = pd.DataFrame(
+        np.column_stack([base, base @ [[1.0], [0.5]] + 0.1 * RNG.normal(size=(40, 1))]),
+        columns=["a", "b", "c"],
+    )
     res = pca(feats)
     z = (feats - feats.mean()) / feats.std(ddof=0)
     ref = PCA().fit(z)
@@ -85,10 +87,13 @@ def test_pgr_on_top_pcs_regresses_on_k_components():
 
 def test_fig4_points_coarse_and_fine():
     idx = pd.MultiIndex.from_product([["g1", "g2"], ["instance_generation"]], names=["generator", "method"])
-    matrix = pd.DataFrame({"math": [10.0, 30.0], "code": [20.0, np.nan], "instruction_following": [30.0, 50.0]},
-                          index=idx)  # fmt: skip
+    matrix = pd.DataFrame(
+        {"math": [10.0, 30.0], "code": [20.0, np.nan], "instruction_following": [30.0, 50.0]}, index=idx
+    )
     bench = {"gsm8k": "math", "mbpp": "code", "arena_hard": "instruction_following"}
-    ps = pd.DataFrame({"gsm8k": [80.0, 60.0], "mbpp": [70.0, 50.0], "arena_hard": [30.0, 10.0]}, index=["g1", "g2"])
+    ps = pd.DataFrame(
+        {"gsm8k": [80.0, 60.0], "mbpp": [70.0, 50.0], "arena_hard": [30.0, 10.0]}, index=["g1", "g2"]
+    )
     coarse, fine = fig4_points(matrix, ps, bench)
     assert len(fine) == 5  # the undefined cell is dropped
     g2_math = fine[(fine["generator"] == "g2") & (fine["domain"] == "math")].iloc[0]
@@ -102,10 +107,14 @@ def test_fig4_points_coarse_and_fine():
 
 def test_intrinsic_features_pivots_and_adds_problem_solving():
     long = pd.DataFrame(
-        [(m, g, "instance_generation", d, v) for m in ("m1", "m2") for g in ("g1", "g2")
-         for d, v in (("math", 1.0), ("code", 2.0), ("average", 9.0))],
+        [
+            (m, g, "instance_generation", d, v)
+            for m in ("m1", "m2")
+            for g in ("g1", "g2")
+            for d, v in (("math", 1.0), ("code", 2.0), ("average", 9.0))
+        ],
         columns=["metric", "generator", "method", "domain", "value"],
-    )  # fmt: skip
+    )
     ps = pd.DataFrame({"math": [5.0, 6.0], "code": [7.0, 8.0]}, index=["g1", "g2"])
     feats = intrinsic_features(long, ps, domains=("math", "code"))
     assert list(feats.columns) == ["m1", "m2", "problem_solving"]

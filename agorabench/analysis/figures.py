@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from agorabench.analysis.regression import OLSResult, PCAResult, ols
 from agorabench.analysis.tables import COLUMN_LABELS, METHOD_LABELS
@@ -56,7 +57,7 @@ def plot_pgr_bars(
     domains = list(domains) if domains is not None else [c for c in matrix.columns if c != "average"]
     methods = list(dict.fromkeys(matrix.index.get_level_values("method")))
     gens = list(dict.fromkeys(matrix.index.get_level_values("generator")))
-    fig = Figure(figsize=(max(5.0, 1.2 * len(gens)) * len(methods), 4.0))
+    fig = Figure(figsize=(max(5.0, 1.2 * len(gens)) * len(methods), 4.0), layout="constrained")
     axes = fig.subplots(1, len(methods), squeeze=False, sharey=True)[0]
     width = 0.8 / len(domains)
     for ax, method in zip(axes, methods, strict=True):
@@ -81,7 +82,8 @@ def plot_pgr_bars(
         ax.set_xticks(x, [labels.get(g, g) for g in gens], rotation=30, ha="right")
         ax.set_title(METHOD_LABELS.get(method, method))
     axes[0].set_ylabel("PGR (%)")
-    axes[0].legend(fontsize=8)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncol=len(names), fontsize=9)
     return save_figure(fig, out_stem)
 
 
@@ -114,7 +116,7 @@ def plot_problem_solving_vs_data_generation(
     for df, what in ((coarse, "coarse points"), (fine, "fine points")):
         _require(df, ["generator", "problem_solving", "pgr"], what)
     labels = dict(labels or {})
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     for ax, df, name in ((ax1, coarse, "coarse"), (ax2, fine, "fine")):
         df = df.dropna(subset=["pgr", "problem_solving"])
@@ -145,7 +147,7 @@ def plot_pca(
     """Figure 5: explained variance per principal component and the loadings heat map."""
     labels = dict(labels or {})
     var, load = result.explained_variance, result.loadings
-    fig = Figure(figsize=(12, 0.45 * len(load) + 2.5))
+    fig = Figure(figsize=(12, 0.45 * len(load) + 2.5), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
     x = np.arange(len(var))
     ax1.bar(x, var.to_numpy(), color="#4C72B0", label="this run")
@@ -175,7 +177,7 @@ def plot_pgr_on_pcs(
 ) -> list[Path]:
     """Figure 6: observed PGR against the PGR predicted from the top principal components."""
     y = np.asarray(pgr, dtype=float)
-    fig = Figure(figsize=(5, 4.5))
+    fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.subplots()
     ax.scatter(fit.fitted, y, s=22, alpha=0.8)
     lo, hi = float(min(y.min(), fit.fitted.min())), float(max(y.max(), fit.fitted.max()))
@@ -196,12 +198,13 @@ def plot_cost(
     generator. `rows`: generator, size, cost_usd, pgr (undefined PGRs are left out)."""
     _require(rows, ["generator", "size", "cost_usd", "pgr"], "cost rows")
     labels = dict(labels or {})
-    fig = Figure(figsize=(11, 4.2))
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     for gen, grp in rows.dropna(subset=["pgr"]).groupby("generator", sort=False):
         grp = grp.sort_values("size")
         ax1.plot(grp["size"], grp["pgr"], marker="o", label=labels.get(gen, gen))
         ax2.plot(grp["cost_usd"], grp["pgr"], marker="o", label=labels.get(gen, gen))
+    ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}K"))
     ax1.set_xlabel("number of instances")
     ax1.set_ylabel("PGR (%)")
     ax2.set_xlabel("generation cost (USD)")

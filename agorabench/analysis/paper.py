@@ -38,6 +38,11 @@ def citation() -> str:
     return "\n".join(head).strip()
 
 
+def paper_generators() -> pd.DataFrame:
+    """Index generator (config key); columns printed (name in Tables 2, 3, 5, 7), model, version (Table 8)."""
+    return pd.DataFrame.from_dict(_data()["generators"], orient="index").rename_axis("generator")
+
+
 def generator_labels() -> dict[str, str]:
     """Config key -> generator name as printed in Tables 2, 3, 5 and 7."""
     return {k: v["printed"] for k, v in _data()["generators"].items()}

@@ -162,9 +162,9 @@ def intrinsic_features(
     domains (such as 'average') are ignored. `problem_solving`: generator x domain scores
     (`domain_problem_solving`), added as column 'problem_solving' when given.
     """
-    _need = [c for c in ("metric", "generator", "method", "domain", "value") if c not in intrinsic.columns]
-    if _need:
-        raise ValueError(f"intrinsic metrics: missing column(s) {_need}")
+    missing = [c for c in ("metric", "generator", "method", "domain", "value") if c not in intrinsic.columns]
+    if missing:
+        raise ValueError(f"intrinsic metrics: missing column(s) {missing}")
     rows = intrinsic[intrinsic["domain"].isin(domains)]
     wide = rows.pivot(index=["generator", "method", "domain"], columns="metric", values="value")
     wide = wide[list(dict.fromkeys(rows["metric"]))]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from agorabench.analysis.pgr import DOMAINS, pgr_matrix
-from agorabench.jsonl import _atomic_write_text
+from agorabench.jsonl import write_text
 
 NA = "n/a"
 BEST, SECOND = "best", "second"
@@ -24,6 +24,10 @@ COLUMN_LABELS: dict[str, str] = {
     "humaneval": "HumanEval",
     "alpaca_eval": "AlpacaEval 2.0",
     "arena_hard": "Arena-Hard",
+    "generator": "Generator",
+    "method": "Method",
+    "model": "Model",
+    "variant": "Meta-prompt",
 }
 METHOD_LABELS: dict[str, str] = {
     "instance_generation": "Instance Generation",
@@ -170,10 +174,10 @@ def write_table(
     caption: str | None = None,
 ) -> None:
     """Write one table as CSV, Markdown and (optionally) LaTeX, each atomically."""
-    _atomic_write_text(Path(csv_path), to_csv(table))
-    _atomic_write_text(Path(md_path), to_markdown(table, marks, digits=digits, labels=labels))
+    write_text(Path(csv_path), to_csv(table))
+    write_text(Path(md_path), to_markdown(table, marks, digits=digits, labels=labels))
     if tex_path is not None:
-        _atomic_write_text(
+        write_text(
             Path(tex_path), to_latex(table, marks, digits=digits, labels=labels, caption=caption)
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -56,8 +55,7 @@ def field(row: dict[str, Any], key: str, types: type | tuple[type, ...] = str, n
         raise RecordError(f"missing field '{key}'")
     value = row[key]
     if not isinstance(value, types) or (isinstance(value, bool) and types is not bool):
-        names = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
-        raise RecordError(f"field '{key}' must be {names}, got {type(value).__name__}")
+        raise RecordError(f"field '{key}' must be {_type_names(types)}, got {type(value).__name__}")
     if nonempty and isinstance(value, str) and not value.strip():
         raise RecordError(f"field '{key}' is empty")
     return value
@@ -99,15 +97,23 @@ def json_array_records(path: str | Path) -> Iterator[Located]:
         yield Located(row, str(path), i)
 
 
+PATH_TYPES = (str, Path)
+
+
+def _type_names(types: type | tuple[type, ...]) -> str:
+    return types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+
+
 def require(source: dict[str, Any], key: str, where: str, types: type | tuple[type, ...] = str) -> Any:
     """A required key of a source config; absent or mistyped -> ConfigError naming `where.key`."""
     if not isinstance(source, dict):
         raise ConfigError(where, f"must be a mapping, got {type(source).__name__}")
     value = source.get(key)
     if value is None or value == "":
-        raise ConfigError(f"{where}.{key}", "is required")
+        hint = ": pin the dataset to a commit so that results are reproducible" if key == "revision" else ""
+        raise ConfigError(f"{where}.{key}", f"is required{hint}")
     if not isinstance(value, types):
-        raise ConfigError(f"{where}.{key}", f"must be {getattr(types, '__name__', types)}, got {value!r}")
+        raise ConfigError(f"{where}.{key}", f"must be {_type_names(types)}, got {value!r}")
     return value
 
 
@@ -132,9 +138,13 @@ def check_unique_ids(items: list[dict[str, Any]], origin: str) -> None:
         seen.add(item["id"])
 
 
-@contextmanager
-def demo_file(folder: str, name: str, where: str) -> Iterator[Path]:
-    """Path of agorabench/data/demo/<folder>/<name>.jsonl (package data, via importlib.resources)."""
+DEMO_FOLDERS = ("seeds", "reference", "benchmarks")
+
+
+def demo_path(folder: str, name: str, where: str = "source") -> Path:
+    """Path of agorabench/data/demo/<folder>/<name>.jsonl, the package data of the offline demo."""
+    if folder not in DEMO_FOLDERS:
+        raise ValueError(f"demo folder must be one of {', '.join(DEMO_FOLDERS)}, got {folder!r}")
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"{where}.name", f"must be a plain file name without extension, got {name!r}")
     base = resources.files(DEMO_PACKAGE) / folder
@@ -144,8 +154,9 @@ def demo_file(folder: str, name: str, where: str) -> Iterator[Path]:
         raise ConfigError(
             f"{where}.name", f"no demo file {folder}/{name}.jsonl; available: {', '.join(available)}"
         )
-    with resources.as_file(target) as path:
-        yield path
+    if not isinstance(target, Path):  # the package is installed as files, never zipped
+        raise DataError(str(target), "demo data is not on the file system (zipped install?)")
+    return target
 
 
 def hf_records(source: dict[str, Any], where: str) -> Iterator[Located]:
@@ -159,7 +170,14 @@ def hf_records(source: dict[str, Any], where: str) -> Iterator[Located]:
     try:
         import datasets
 
-        ds = datasets.load_dataset(repo, config, revision=revision, split=split, data_files=data_files)
+        ds = datasets.load_dataset(
+            repo,
+            config,
+            revision=revision,
+            split=split,
+            data_files=data_files,
+            cache_dir=source.get("cache_dir"),
+        )
     except ImportError:
         raise DataError(origin, "the 'datasets' package is not installed") from None
     except Exception as exc:  # network, missing repo / revision / split: one clear message

@@ -23,7 +23,13 @@ Source formats (`source["format"]`) and the kind each yields:
 - `jsonl` (any kind; `path`) and `demo` (any kind; `name` -> agorabench/data/demo/benchmarks/<name>.jsonl):
   items already normalised; the fields of the kind are checked, optional ones get their defaults.
 - `hf` (`repo`, `revision` (required, to pin results), `split`, optional `config`, `data_files`,
-  `record_format`, `task_ids`): a Hugging Face dataset mapped through the same normalisation as the files.
+  `cache_dir`, `record_format`, `task_ids`): a Hugging Face dataset at that revision, mapped through the
+  same normalisation as the files. `record_format` defaults by repo: openai/gsm8k (config main) -> gsm8k,
+  HuggingFaceH4/MATH-500 -> math, google-research-datasets/mbpp -> mbpp (config sanitized ->
+  mbpp_sanitized), openai/openai_humaneval -> humaneval, tatsu-lab/alpaca_eval -> alpaca_eval. The
+  alpaca_eval repo is script-based, which datasets >= 4 no longer runs: load its file directly with
+  `data_files: {eval: alpaca_eval_gpt4_baseline.json}`, `split: eval`. Arena-Hard is not on the hub in
+  this form: use `arena_hard_jsonl` with the files of the arena-hard-auto repository.
 
 Items keep the source's order (file order, or the dataset's row order); `limit` keeps the first N,
 so a demo slice is always the same items.
@@ -35,11 +41,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from agorabench.data._common import (
+    PATH_TYPES,
     Located,
     RecordError,
     check_limit,
     check_unique_ids,
-    demo_file,
+    demo_path,
     field,
     hf_records,
     json_array_records,
@@ -219,8 +226,8 @@ def _baseline_answers(path: str) -> dict[str, tuple[str, str]]:
 
 
 def _arena_hard(source: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    questions = require(source, "questions", where)
-    baseline_path = require(source, "baseline", where)
+    questions = require(source, "questions", where, PATH_TYPES)
+    baseline_path = require(source, "baseline", where, PATH_TYPES)
     answers = _baseline_answers(baseline_path)
 
     def item(row: dict[str, Any], index: int) -> dict[str, Any]:
@@ -313,7 +320,7 @@ def _file_records(fmt: str, source: dict[str, Any], where: str) -> tuple[str, It
     if fmt == "humaneval_package":
         path = _humaneval_path(source, where)
         return path, jsonl_records(path)
-    path = str(require(source, "path", where))
+    path = str(require(source, "path", where, PATH_TYPES))
     if fmt == "mbpp_jsonl":
         return path, _in_task_range(jsonl_records(path), _task_ids(source, where, MBPP_TEST_TASK_IDS))
     if fmt == "mbpp_sanitized_json":
@@ -346,28 +353,34 @@ def _load(fmt: str, kind: str, source: dict[str, Any], where: str) -> tuple[str,
     if fmt == "arena_hard_jsonl":
         return str(source.get("questions")), _arena_hard(source, where)
     if fmt == "jsonl":
-        path = str(require(source, "path", where))
+        path = str(require(source, "path", where, PATH_TYPES))
         return path, _normalised(jsonl_records(path), kind)
     if fmt == "demo":
-        with demo_file("benchmarks", source.get("name"), where) as path:
-            return str(path), _normalised(jsonl_records(path), kind)
+        path = demo_path("benchmarks", source.get("name"), where)
+        return str(path), _normalised(jsonl_records(path), kind)
     return f"hf://datasets/{source['repo']}", _hf(source, where, _hf_record_format(source, where))
 
 
 def load_benchmark(
     name: str, kind: str, source: dict[str, Any], limit: int | None = None, *, where: str | None = None
 ) -> list[dict[str, Any]]:
-    """Load benchmark `name` of scorer kind `kind` as normalised items; `where` names the config key."""
+    """Load benchmark `name` of scorer kind `kind` as normalised items.
+
+    `where` is the config key of the benchmark entry named in errors (default `benchmarks.<name>`).
+    """
     where = where or f"benchmarks.{name}"
     if kind not in BENCHMARK_KINDS:
         raise ConfigError(
             f"{where}.kind", f"unknown kind {kind!r}; expected one of {', '.join(BENCHMARK_KINDS)}"
         )
-    fmt = source_format(source, where, BENCHMARK_FORMATS)
     check_limit(limit, where)
-    format_kind = _format_kind(fmt, kind, source, where)
+    src = f"{where}.source"
+    fmt = source_format(source, src, BENCHMARK_FORMATS)
+    format_kind = _format_kind(fmt, kind, source, src)
     if format_kind != kind:
-        raise ConfigError(f"{where}.kind", f"format {fmt!r} yields {format_kind!r} items, not {kind!r}")
-    origin, items = _load(fmt, kind, source, where)
+        raise ConfigError(
+            f"{where}.kind", f"source format {fmt!r} yields {format_kind!r} items, not {kind!r}"
+        )
+    origin, items = _load(fmt, kind, source, src)
     check_unique_ids(items, origin)
     return items if limit is None else items[:limit]

@@ -4,9 +4,11 @@ Source formats (`source["format"]`):
 - `agora_json`: the official AgoraBench seed files (one JSON array; fields config, instruction, response,
   optional idx); id = "{config}/{idx}", or "{config}/{position}" where a record has no idx.
 - `jsonl`: already normalised records (`path`).
-- `demo`: agorabench/data/demo/seeds/<name>.jsonl shipped with the package (`name`).
+- `demo`: agorabench/data/demo/seeds/<name>.jsonl shipped with the package (`name`); a name
+  `reference_<x>` reads demo/reference/<x>.jsonl (the demo's reference SFT data is `reference_sft`).
 - `hf`: a Hugging Face dataset at a pinned revision (`repo`, `revision`, `split`, `instruction_field`,
-  optional `response_field` (absent: responses are ""), `config`, `data_files`, `id_field`, `id_prefix`).
+  optional `response_field` (absent: responses are ""), `config`, `data_files`, `cache_dir`, `id_field`,
+  `id_prefix`).
 
 Records keep the source's order; `limit` keeps the first N of them.
 """
@@ -17,10 +19,11 @@ from functools import partial
 from typing import Any
 
 from agorabench.data._common import (
+    PATH_TYPES,
     RecordError,
     check_limit,
     check_unique_ids,
-    demo_file,
+    demo_path,
     field,
     hf_records,
     json_array_records,
@@ -75,6 +78,13 @@ def _load_hf(source: dict[str, Any], where: str) -> list[dict[str, str]]:
     return normalise_all(hf_records(source, where), fn)
 
 
+def _demo_location(name: object) -> tuple[str, object]:
+    """(folder, file name) of a demo seed set: `reference_<x>` lives in demo/reference/, others in seeds/."""
+    if isinstance(name, str) and name.startswith("reference_"):
+        return "reference", name.removeprefix("reference_")
+    return "seeds", name
+
+
 def load_seeds(
     source: dict[str, Any], limit: int | None = None, *, where: str = "source"
 ) -> list[dict[str, str]]:
@@ -82,15 +92,14 @@ def load_seeds(
     fmt = source_format(source, where, SEED_FORMATS)
     check_limit(limit, where)
     if fmt == "agora_json":
-        origin = require(source, "path", where)
+        origin = require(source, "path", where, PATH_TYPES)
         seeds = normalise_all(json_array_records(origin), _agora_seed)
     elif fmt == "jsonl":
-        origin = require(source, "path", where)
+        origin = require(source, "path", where, PATH_TYPES)
         seeds = normalise_all(jsonl_records(origin), _normalised_seed)
     elif fmt == "demo":
-        with demo_file("seeds", source.get("name"), where) as path:
-            origin = str(path)
-            seeds = normalise_all(jsonl_records(path), _normalised_seed)
+        origin = str(demo_path(*_demo_location(source.get("name")), where))
+        seeds = normalise_all(jsonl_records(origin), _normalised_seed)
     else:
         origin = f"hf://datasets/{source.get('repo')}"
         seeds = _load_hf(source, where)

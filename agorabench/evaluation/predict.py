@@ -52,8 +52,16 @@ def predict(
     for item, req in zip(items, requests, strict=True):
         c = store.get(req.id)
         assert c is not None
-        rows.append({"id": item["id"], "prompt": item["prompt"], "output": c.text, "input_tokens": c.input_tokens,
-                     "output_tokens": c.output_tokens, "finish_reason": c.finish_reason})
+        rows.append(
+            {
+                "id": item["id"],
+                "prompt": item["prompt"],
+                "output": c.text,
+                "input_tokens": c.input_tokens,
+                "output_tokens": c.output_tokens,
+                "finish_reason": c.finish_reason,
+            }
+        )
     write_jsonl(out_path, rows)
     return {
         "predictions": len(rows),

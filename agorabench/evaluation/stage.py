@@ -32,8 +32,13 @@ def score_benchmark(
         from agorabench.llm.factory import make_backend
 
         with make_backend(judge_spec, key=f"judges.{judge_spec['name']}") as judge:
-            score = scorer.score(items, predictions, judge=judge,
-                                 cache_path=str(Path(out_path).with_name("judge_calls.jsonl")), **settings)
+            score = scorer.score(
+                items,
+                predictions,
+                judge=judge,
+                cache_path=str(Path(out_path).with_name("judge_calls.jsonl")),
+                **settings,
+            )
     write_jsonl(details_path, score.per_item)
     result = score.to_dict(model, benchmark)
     write_json(out_path, result)

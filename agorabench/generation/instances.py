@@ -10,6 +10,10 @@ Draws happen in a fixed order, whether or not the template uses them: 3 demonstr
 generation), then a theme, then a first-word trigger. A template without `<input_theme>` or
 `<first_word>` simply does not show (or record) them.
 
+Instance generation shows 3 distinct seeds. (data-agora's loader meant to mix 2 seeds with 1 earlier
+generated instance, but its slicing draws that third one from the seed list as well, possibly repeating
+a demonstration; distinct seeds keep the intent without the repeat.)
+
 Response generation and quality enhancement use seed i for index i. Asking for more indices than seeds
 is an error unless `wrap=True`, which reuses seed i mod len(seeds) (each index still gets its own request
 id and sampling seed, so a repeated seed yields an independent sample).

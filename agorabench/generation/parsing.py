@@ -50,7 +50,7 @@ _LEFTOVER_RE = re.compile(
     r"|\bINPUT:|\bOUTPUT:|\[EXAMPLE\b|\[NEW INSTANCE\]|Revised Question:|Revised Answer:",
 )
 _FENCED_JSON_RE = re.compile(r"```(?:json|JSON)?[ \t]*\n(.*?)\n?```", re.DOTALL)
-_CODE_RE = re.compile(r"\A```([A-Za-z0-9_+#.-]*)[ \t]*\n(.*?)\n?[ \t]*```\Z", re.DOTALL)
+_CODE_RE = re.compile(r"\A```([A-Za-z0-9_+#.-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\Z", re.DOTALL)
 _PYTHON_TAGS = {"", "python", "py", "python3"}
 
 

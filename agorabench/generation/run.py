@@ -99,11 +99,17 @@ def _check_seeds(seeds: list[dict], seeds_name: str, method: str) -> None:
         for key in ("id", "instruction", "response"):
             if not isinstance(rec, dict) or not isinstance(rec.get(key), str):
                 raise DataError(seeds_name, f"seed {i}: field {key!r} missing or not a string", record=rid)
+        if not rec["instruction"].strip():
+            raise DataError(seeds_name, f"seed {i}: empty instruction", record=rid)
         if method != "response_generation" and not rec["response"].strip():
             raise DataError(seeds_name, f"seed {i}: empty response ({method} needs one)", record=rid)
 
 
-def _check_counts(n: int, max_attempts: int, n_seeds: int, method: str, wrap: bool, seeds_name: str) -> None:
+def _check_counts(
+    n: int, max_attempts: int, chunk_size: int, n_seeds: int, method: str, wrap: bool, seeds_name: str
+) -> None:
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError("chunk_size", f"must be an integer >= 1, got {chunk_size!r}")
     if not isinstance(n, int) or n < 0:
         raise ConfigError("n", f"must be an integer >= 0, got {n!r}")
     if not isinstance(max_attempts, int) or max_attempts < 0:
@@ -203,7 +209,7 @@ def generate_set(
     domain: str,
     method: str,
     variant: str,
-    template_path: str,
+    template_path: str | Path,
     seeds: list[dict],
     themes: list[str],
     first_words: list[str],
@@ -231,7 +237,7 @@ def generate_set(
     check_setting(domain, method, variant)
     _check_price(price)
     _check_seeds(seeds, seeds_name, method)
-    _check_counts(n, max_attempts, len(seeds), method, wrap, seeds_name)
+    _check_counts(n, max_attempts, chunk_size, len(seeds), method, wrap, seeds_name)
     template = load_template(template_path, method)
     ctx = _Context(
         generator=generator, domain=domain, method=method, variant=variant, template=template, seeds=seeds,
@@ -333,6 +339,7 @@ def _stats(
         "models": sorted(ledger.models),
         "n": n,
         "max_attempts": max_attempts,
+        "max_tokens": ctx.max_tokens,
         "valid": n_valid,
         "shortfall": n - n_valid,
         "calls": ledger.calls,

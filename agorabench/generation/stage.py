@@ -6,9 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agorabench.errors import ConfigError
+from agorabench.generation.instances import load_themes
 from agorabench.jsonl import read_jsonl
 from agorabench.llm.base import Sampling
 from agorabench.llm.factory import make_backend
@@ -18,23 +17,9 @@ def student_token_counter(student_dir: str) -> Callable[[str, str], int]:
     """Chat-format length of an (instruction, response) pair in the student's tokenizer."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(student_dir)
+    from agorabench.generation.parsing import chat_token_counter
 
-    def count(instruction: str, response: str) -> int:
-        messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}]
-        if tok.chat_template:
-            return len(tok.apply_chat_template(messages, tokenize=True))
-        return len(tok(instruction + "\n" + response)["input_ids"])
-
-    return count
-
-
-def load_themes(path: str, domain: str) -> tuple[list[str], list[str]]:
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    try:
-        return list(data["themes"][domain]), list(data.get("first_words", []))
-    except (KeyError, TypeError):
-        raise ConfigError("generation.themes", f"{path} has no `themes.{domain}` list") from None
+    return chat_token_counter(AutoTokenizer.from_pretrained(student_dir))
 
 
 def run_generation(
@@ -53,10 +38,13 @@ def run_generation(
     stats_path: str,
     system_prompt: str | None = None,
 ) -> dict[str, Any]:
+    # system_prompt None keeps generate_set's default system message.
     """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
     from agorabench.generation.run import generate_set
 
-    themes, first_words = load_themes(themes_path, domain)
+    themes, first_words = load_themes(themes_path)
+    if domain not in themes:
+        raise ConfigError("generation.themes", f"{themes_path} has no theme list for domain '{domain}'")
     n = int(params["n"])
     backend = make_backend(backend_spec, key=f"generators.{generator}")
     with backend:
@@ -69,8 +57,8 @@ def run_generation(
             variant=variant,
             template_path=template_path,
             seeds=read_jsonl(seeds_path, required=("id", "instruction", "response")),
-            themes=themes,
-            first_words=first_words,
+            themes=themes[domain],
+            first_words=first_words.get(domain, []),
             n=n,
             max_attempts=max(n, int(n * float(params["max_attempts_factor"]))),
             seed=int(params["seed"]),
@@ -80,5 +68,6 @@ def run_generation(
             count_tokens=student_token_counter(student_dir),
             max_tokens=int(params["max_instance_tokens"]),
             price=params.get("price"),
-            system_prompt=system_prompt,
+            **({"system_prompt": system_prompt} if system_prompt is not None else {}),
+            seeds_name=seeds_path,
         )

