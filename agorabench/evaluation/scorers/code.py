@@ -8,7 +8,8 @@ Code extraction rule (`extract_code`):
 For HumanEval-style items (`prompt_code` set): code lacking `def <entry_point>` is appended to
 `prompt_code` (a completion of the signature + docstring); code defining it gets the prompt's import lines
 prepended (models often drop `from typing import List`).
-Program run = item `setup` + code + item `tests`; it passes when it runs to the end without raising.
+Program run = code + item `setup` + item `tests` (MBPP's setup code builds objects of classes the solution
+defines, so it cannot come first); it passes when it runs to the end without raising.
 
 Samples: a prediction has `output` (one sample) or `outputs` (a list: n samples, which takes precedence);
 repeated prediction ids are an error. `value` is pass@1 (mean over items of passed/n); pass@k for each
@@ -77,7 +78,8 @@ def complete_code(code: str, prompt_code: str | None, entry_point: str | None) -
 
 
 def build_program(setup: str, code: str, tests: str) -> str:
-    return f"{setup}\n{code}\n\n{tests}\n"
+    """Solution, then setup, then tests: MBPP's setup code (tasks 367, 927) uses the solution's classes."""
+    return f"{code}\n\n{setup}\n\n{tests}\n"
 
 
 def compiles(code: str) -> bool:

@@ -1,0 +1,77 @@
+"""The offline demo's outputs, checked after `make demo` (CI runs the demo first and sets
+AGORABENCH_DEMO_RESULTS=results/demo)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from agorabench import workflow as wf
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = os.environ.get("AGORABENCH_DEMO_RESULTS")
+pytestmark = pytest.mark.skipif(not RESULTS, reason="set AGORABENCH_DEMO_RESULTS after `make demo` (CI does)")
+CONFIG = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def results() -> Path:
+    path = ROOT / RESULTS
+    assert (path / "analysis/pgr.csv").is_file(), f"{path} has no PGR table: did `make demo` run?"
+    return path
+
+
+def test_pgr_table_has_every_generator_and_method(results):
+    table = pd.read_csv(results / "analysis/pgr.csv")
+    assert set(table["generator"]) == set(CONFIG["generators"])
+    assert set(table["method"]) == set(wf.METHODS)
+    assert {"math", "code", "instruction_following", "average"} <= set(table.columns)
+    md = (results / "analysis/pgr.md").read_text()
+    assert "smollm2-t0.7" in md and "Math" in md
+    assert (results / "analysis/pgr.tex").read_text().strip()
+
+
+def test_pgr_values_are_finite_or_undefined(results):
+    long = pd.read_csv(results / "analysis/pgr_long.csv")
+    bench = long[long["level"] == "benchmark"]
+    assert len(bench) == 2 * len(wf.students(CONFIG))
+    defined = bench["pgr"].dropna()
+    assert (defined.abs() < float("inf")).all()
+    undefined = bench[bench["pgr"].isna()]
+    assert undefined["note"].str.contains("undefined").all()
+
+
+def test_every_score_file_and_its_provenance(results):
+    for model, bench in wf.evaluations(CONFIG):
+        score = results / "evaluation" / model / bench / "score.json"
+        data = json.loads(score.read_text())
+        assert data["model"] == model and data["benchmark"] == bench
+        assert data["n"] == CONFIG["benchmarks"][bench]["limit"]
+        assert 0.0 <= data["value"] <= 100.0
+        prov = json.loads((score.parent / "score.json.prov.json").read_text())
+        assert prov["outputs"][0]["sha256"]
+
+
+def test_reference_differs_from_base(results):
+    scores = pd.read_csv(results / "analysis/scores.csv")
+    assert {"base", "reference"} <= set(scores["model"])
+    ref_info = json.loads((results / "training/reference/train_info.json").read_text())
+    assert ref_info
+
+
+def test_generation_stats_record_counts_and_cost(results):
+    for g, d, m, v in wf.generated_sets(CONFIG):
+        stats = json.loads((results / "generation" / g / d / m / v / "pool.stats.json").read_text())
+        assert stats["calls"] >= 1
+        assert "rejected" in stats and "shortfall" in stats
+
+
+def test_figure_is_written(results):
+    png = results / "analysis/figures/pgr_by_generator.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (results / "analysis/figures/pgr_by_generator.pdf").read_bytes()[:4] == b"%PDF"

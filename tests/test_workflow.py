@@ -1,0 +1,128 @@
+"""The study plan and the config checks: the DAG a config asks for, and errors that name the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from agorabench import workflow as wf
+from agorabench.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load(name)
+    jsonschema.Draft202012Validator(SCHEMA).validate(config)
+    wf.check_config(config)
+
+
+def test_paper_plan_counts():
+    config = load("config.yaml")
+    students = wf.students(config)
+    # Table 2: 6 generators x 9 settings; Table 5: 3 generators x 3 domains x 2 methods x 2 variants;
+    # Figure 7: GPT-4o-mini at 4 more sizes x 3 domains (instance generation).
+    assert len(students) == 54 + 36 + 12
+    assert len(wf.generated_sets(config)) == 54 + 36
+    assert wf.pool_size(config, "gpt-4o-mini", "math", "instance_generation", "agorabench") == 50000
+    assert wf.pool_size(config, "gpt-4o", "math", "instance_generation", "agorabench") == 10000
+    # every student on its domain's 2 benchmarks; S_0 and S_ref on all 6
+    assert len(wf.evaluations(config)) == 2 * len(students) + 2 * 6
+
+
+def test_demo_plan_counts():
+    config = load("demo.yaml")
+    assert len(wf.students(config)) == 2 * 9
+    assert wf.reference_is_trained(config)
+    assert wf.checkpoint_dir(config, "reference").endswith("training/reference/model")
+    assert wf.checkpoint_dir(config, "base") == "results/demo/models/smollm2-135m-instruct"
+
+
+def test_student_paths_are_unique_and_readable():
+    config = load("config.yaml")
+    paths = [s.path for s in wf.students(config)]
+    assert len(paths) == len(set(paths))
+    assert "students/gpt-4o/math/instance_generation/agorabench/n10000" in paths
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["experiments"]["main"]["generators"].append("gpt-5"), "experiments.main.generators"),
+        (lambda c: c["student"].__setitem__("base", "nope"), "student.base"),
+        (
+            lambda c: c["generators"]["llama-3.1-8b-instruct"].__setitem__("model", "nope"),
+            "generators.llama-3.1-8b-instruct.model",
+        ),
+        (lambda c: c["benchmarks"]["arena_hard"].__setitem__("judge", "nope"), "benchmarks.arena_hard.judge"),
+    ],
+)
+def test_cross_reference_errors_name_the_key(mutate, key):
+    config = copy.deepcopy(load("config.yaml"))
+    mutate(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        wf.check_config(config)
+
+
+def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("snakemake")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_schema_rejects_unknown_key_before_any_job(tmp_path):
+    config = load("demo.yaml")
+    config["training"]["learning_rte"] = 1e-4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    out = snakemake("-n", "all", "--configfile", str(bad))
+    assert out.returncode != 0
+    assert "learning_rte" in out.stdout + out.stderr
+
+
+def test_schema_rejects_bad_value_naming_it(tmp_path):
+    config = load("demo.yaml")
+    config["generators"]["smollm2-t0.7"]["backend"] = "openia"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    out = snakemake("-n", "all", "--configfile", str(bad))
+    assert out.returncode != 0
+    assert "openia" in out.stdout + out.stderr
+
+
+def _job_count(output: str) -> int:
+    for line in output.splitlines():
+        if line.startswith("total"):
+            return int(line.split()[1])
+    raise AssertionError(f"no job table in:\n{output[-2000:]}")
+
+
+def test_paper_dag_plans_offline():
+    out = snakemake("-n", "-F", "all", "--quiet", "rules")
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = load("config.yaml")
+    students = len(wf.students(config))
+    n = _job_count(out.stdout)
+    # materialize 3 + seeds 9 + benchmarks 6 + 90 pools + 102 sizes + 102 trainings + predictions/scores
+    # (2 per evaluation) + 3 analysis + all
+    expected = 3 + 9 + 6 + 90 + students + students + 2 * len(wf.evaluations(config)) + 3 + 1
+    assert n == expected
+
+
+def test_demo_dag_plans():
+    out = snakemake("-n", "-F", "all", "--quiet", "rules", "--configfile", "config/demo.yaml")
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = load("demo.yaml")
+    expected = 1 + 9 + 1 + 6 + 18 + 18 + 18 + 1 + 2 * len(wf.evaluations(config)) + 3 + 1
+    assert _job_count(out.stdout) == expected
