@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 # The offline demo: the whole study DAG on SmolLM2-135M, on CPU, with no network.
 demo: venv
-	$(BIN)/snakemake all --configfile config/demo.yaml --cores $(CORES)
+	$(BIN)/snakemake all --profile profiles/demo
 
 test: venv
 	$(BIN)/pytest -q

@@ -179,14 +179,16 @@ def unjudged(config: dict[str, Any]) -> list[str]:
 
 
 def scorer_settings(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
-    """Scorer settings that define a score (recorded in the score file)."""
+    """Scorer settings that define a score (recorded in the score file): the benchmark's own `settings`
+    over the study's defaults."""
     spec = config["benchmarks"][benchmark]
     ev = config["evaluation"]
+    defaults: dict[str, Any] = {}
     if spec["kind"] == "code":
-        return {"timeout_s": ev.get("code_timeout_s", 10)}
-    if spec["kind"] in JUDGED_KINDS:
-        return {"seed": config["seed"]}
-    return {}
+        defaults = {"timeout_s": ev.get("code_timeout_s", 10), "workers": ev.get("code_workers", 2)}
+    elif spec["kind"] in JUDGED_KINDS:
+        defaults = {"seed": config["seed"]}
+    return {**defaults, **spec.get("settings", {})}
 
 
 def judge_params(config: dict[str, Any], benchmark: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ rule predict:
         backend=config["evaluation"]["backend"],
     resources:
         gpu=config["evaluation"].get("gpus", 1) if config["evaluation"]["backend"] == "vllm" else 0,
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/predict/{{model}}/{{benchmark}}.log",
     conda:
@@ -34,6 +35,7 @@ rule score:
         settings=lambda wc: wf.scorer_settings(config, wc.benchmark),
     wildcard_constraints:
         benchmark=_alt(wf.unjudged(config)),
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/score/{{model}}/{{benchmark}}.log",
     conda:
@@ -59,6 +61,7 @@ rule score_judged:
         judge=lambda wc: wf.judge_params(config, wc.benchmark),
     wildcard_constraints:
         benchmark=_alt(wf.judged(config)),
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/score/{{model}}/{{benchmark}}.log",
     conda:

@@ -48,6 +48,7 @@ rule generate_local:
         gpu=lambda wc: config["generators"][wc.generator].get("tensor_parallel_size", 1)
         if config["generators"][wc.generator]["backend"] == "vllm"
         else 0,
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
     conda:

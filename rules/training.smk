@@ -21,6 +21,7 @@ rule train_student:
         **_training_params(),
     resources:
         gpu=config["training"].get("gpus", 1),
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
     conda:
@@ -42,6 +43,7 @@ rule train_reference:
         **_training_params(),
     resources:
         gpu=config["training"].get("gpus", 1),
+    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/train_reference.log",
     conda:

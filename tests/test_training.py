@@ -44,7 +44,11 @@ def _write_rows(path: Path, rows: list[dict]) -> Path:
 
 def _memo_rows() -> list[dict]:
     return [
-        {"id": f"memo/{i}", "instruction": f"What is secret word number {i}?", "response": f"Word {i} is {w}."}
+        {
+            "id": f"memo/{i}",
+            "instruction": f"What is secret word number {i}?",
+            "response": f"Word {i} is {w}.",
+        }
         for i, w in enumerate(WORDS)
     ]
 
@@ -123,9 +127,12 @@ def test_checkpoint_reloads_and_generates(trained, smollm2_dir):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
     base = AutoModelForCausalLM.from_pretrained(smollm2_dir)
-    changed = not torch.equal(model.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    changed = not torch.equal(
+        model.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight
+    )
     assert changed
-    assert tok.convert_tokens_to_ids("<|im_end|>") in model.generation_config.eos_token_id
+    eos = model.generation_config.eos_token_id
+    assert tok.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
     enc = tok.apply_chat_template(
         [{"role": "user", "content": "What is secret word number 3?"}],
         add_generation_prompt=True,
@@ -189,7 +196,14 @@ def test_packing_keeps_examples_apart(smollm2_dir, tmp_path):
 
 def _sft_cmd(train: Path, model: Path, out: Path, hp: dict) -> list[str]:
     args = ["--train", str(train), "--model", str(model), "--out", str(out / "model")]
-    args += ["--hparams-json", json.dumps(hp), "--log", str(out / "log.jsonl"), "--info", str(out / "info.json")]
+    args += [
+        "--hparams-json",
+        json.dumps(hp),
+        "--log",
+        str(out / "log.jsonl"),
+        "--info",
+        str(out / "info.json"),
+    ]
     return launch_command(1, args)
 
 
@@ -206,13 +220,16 @@ def test_resume_after_sigkill(memo_path, smollm2_dir, tmp_path):
     hp = {**HP, "save_steps": 2, "per_device_batch_size": 2}
     cmd = _sft_cmd(memo_path, smollm2_dir, tmp_path, hp)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for(tmp_path / "model.checkpoints" / "checkpoint-2" / "trainer_state.json", first, 600)
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate()
     assert not (tmp_path / "model").exists()
+    (tmp_path / "log.jsonl").unlink()  # as the workflow does with outputs of a failed job
 
     second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -334,7 +351,7 @@ def test_global_batch_sets_accumulation():
     assert resolve_accumulation(hp, 4) == 8  # the paper: 4 GPUs x 4 x 8
     assert resolve_accumulation(hp, 2) == 16
     assert resolve_accumulation(hp, 1) == 32
-    with pytest.raises(ConfigError, match="training.global_batch_size"):
+    with pytest.raises(ConfigError, match=r"training\.global_batch_size"):
         resolve_accumulation(hp, 3)
 
 
@@ -342,7 +359,13 @@ def test_global_batch_sets_accumulation():
 
 
 def test_launch_command_single_process():
-    assert launch_command(1, ["--train", "x"]) == [sys.executable, "-m", "agorabench.training.sft", "--train", "x"]
+    assert launch_command(1, ["--train", "x"]) == [
+        sys.executable,
+        "-m",
+        "agorabench.training.sft",
+        "--train",
+        "x",
+    ]
     assert launch_command(0, [])[1:] == ["-m", "agorabench.training.sft"]
 
 
@@ -360,7 +383,7 @@ def test_launch_command_fsdp_parses_with_accelerate():
     assert ddp.multi_gpu and not ddp.use_fsdp
 
 
-# --- chat template ---------------------------------------------------------------------------------------------
+# --- chat template ---------------------------------------------------------------------------------------
 
 
 def test_llama3_agora_template_matches_official_format(smollm2_dir):
@@ -373,10 +396,54 @@ def test_llama3_agora_template_matches_official_format(smollm2_dir):
     text = tok.apply_chat_template(
         [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}], tokenize=False
     )
-    # neulab/data-agora synthetic_dataset.py: BOS + create_prompt_with_llama3_format(q) + response + <|eot_id|>
+    # neulab/data-agora synthetic_dataset.py: BOS + create_prompt_with_llama3_format(q) + response + eot
     official = (
         "<|start_header_id|>system<|end_header_id|>\n\nYou are a helpful AI assistant.<|eot_id|>"
         "<|start_header_id|>user<|end_header_id|>\n\nQ?<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\nA.<|eot_id|>"
     )
     assert text == tok.bos_token + official
+
+
+# --- GPU benchmark script (CPU smoke test) ------------------------------------------------------------------
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sft_gpu", ROOT / "benchmarks" / "sft_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_shapes_are_the_public_llama_sizes():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    bench = _bench_module()
+    expected = {"1b": 1_235_814_400, "8b": 8_030_261_248}  # Llama-3.2-1B, Llama-3.1-8B parameter counts
+    for shape, n in expected.items():
+        with torch.device("meta"):
+            model = LlamaForCausalLM(LlamaConfig(**bench.SHAPES[shape]))
+        assert sum(p.numel() for p in model.parameters()) == n
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bench.peak_tflops("NVIDIA H200") == 989.0
+    # 6 N T + 12 L d s^2: one 4096-token document through the 8B shape (N = 7.5e9 without the embedding)
+    n_matmul = 8_030_261_248 - 128256 * 4096
+    flops = bench.step_flops([4096], n_matmul, 32, 4096)
+    assert flops == 6 * n_matmul * 4096 + 12 * 32 * 4096 * 4096**2
+
+
+def test_benchmark_runs_on_cpu(tmp_path):
+    results = tmp_path / "bench.jsonl"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sft_gpu.py"), "--device", "cpu", "--shapes", "tiny"]
+    cmd += ["--seq-len", "64", "--batch-size", "2", "--mean-doc-len", "20", "--steps", "1", "--warmup", "0"]
+    cmd += ["--liger", "off", "--attn", "sdpa", "--results", str(results)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["batching"]: r for r in map(json.loads, results.read_text().splitlines())}
+    assert rows["packing"]["status"] == rows["padding"]["status"] == "ok"
+    assert rows["packing"]["padding_fraction"] == 0.0 and rows["packing"]["tokens_per_s"] > 0
+    assert "MFU" in proc.stdout

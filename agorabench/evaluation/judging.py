@@ -20,6 +20,7 @@ already judged, and changing any of these asks again.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from agorabench.jsonl import sha256_text
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import cached_complete
 
-JUDGES_DIR = Path(__file__).resolve().parents[2] / "config" / "judges"
+ROOT = Path(__file__).resolve().parents[2]
+JUDGES_DIR = ROOT / "config" / "judges"
 ROLES = ("system", "user", "assistant")
 _BLOCK = re.compile(r"<\|im_start\|>(.*?)<\|im_end\|>", re.DOTALL)
 
@@ -101,7 +103,15 @@ def load_template(path: str | Path | None, default_name: str, placeholders: Sequ
         names = ", ".join("{" + p + "}" for p in missing)
         raise DataError(path, f"judge template lacks placeholder(s) {names}")
     digest = sha256_text(repr(messages))
-    return JudgeTemplate(messages=messages, source=str(path), sha256=digest, regex_pattern=regex)
+    return JudgeTemplate(messages=messages, source=_display(path), sha256=digest, regex_pattern=regex)
+
+
+def _display(path: Path) -> str:
+    """The path relative to the project when it lies inside it (score files stay portable)."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def judge_sampling(temperature: float, max_tokens: int) -> Sampling:
@@ -139,3 +149,8 @@ def verdict_text(completion: Completion | None) -> str | None:
     if completion is None or completion.finish_reason == "error":
         return None
     return completion.text
+
+
+def finite(x: float | None) -> float | None:
+    """x, or None where it is missing or not finite (score files are strict JSON)."""
+    return None if x is None or not math.isfinite(x) else float(x)

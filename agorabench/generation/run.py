@@ -177,27 +177,42 @@ def _run_rounds(
     chunk_size: int,
     bar: tqdm,
     price: dict | None,
+    attempts_per_round: int = 1,
 ) -> dict[int, dict]:
-    """Retry rounds until every index is valid or the call budget is spent; the valid records by index."""
+    """Retry rounds until every index is valid or the call budget is spent; the valid records by index.
+
+    Each round asks `attempts_per_round` attempts of every pending index at once (better batching when most
+    outputs are rejected); an index keeps its lowest valid attempt, so the result depends only on stored
+    outcomes and a resumed run replays the same schedule.
+    """
     valid: dict[int, dict] = {}
     attempts = [0] * n
     pending = list(range(n))
     while pending and ledger.calls < max_attempts:
-        failed: list[int] = []
-        for chunk in _chunks(pending[: max_attempts - ledger.calls], chunk_size):
-            jobs = [ctx.job(i, attempts[i]) for i in chunk]
+        slots = [(i, attempts[i] + a) for a in range(attempts_per_round) for i in pending]
+        tried: dict[int, list[tuple[int, Any, _Job]]] = {}
+        for chunk in _chunks(slots[: max_attempts - ledger.calls], chunk_size):
+            jobs = [ctx.job(i, a) for i, a in chunk]
             for job, comp, from_store in _complete(store, backend, jobs):
                 ledger.add(comp, from_store)
                 parsed = ctx.parse(job, comp)
-                if parsed.ok:
-                    valid[job.spec.index] = ctx.record(job, parsed)
-                    bar.update(1)
-                else:
+                if not parsed.ok:
                     ledger.rejected[parsed.reason] += 1
-                    attempts[job.spec.index] += 1
-                    failed.append(job.spec.index)
+                tried.setdefault(job.spec.index, []).append((job.attempt, parsed, job))
                 _postfix(bar, ledger, len(valid), price)
-        pending = sorted(failed)
+        failed: list[int] = []
+        for i in pending:
+            outcomes = sorted(tried.get(i, []), key=lambda t: t[0])
+            attempts[i] += len(outcomes)
+            ok = next((t for t in outcomes if t[1].ok), None)
+            if ok is None:
+                failed.append(i)
+            else:
+                valid[i] = ctx.record(ok[2], ok[1])
+                bar.update(1)
+        _postfix(bar, ledger, len(valid), price)
+        bar.refresh()
+        pending = failed
     return valid
 
 
@@ -227,6 +242,7 @@ def generate_set(
     wrap: bool = False,
     seeds_name: str = "seeds",
     chunk_size: int = 1024,
+    attempts_per_round: int = 1,
 ) -> dict:
     """Generate up to n valid instances with at most `max_attempts` calls; returns the stats ledger.
 
@@ -251,7 +267,16 @@ def generate_set(
         total=n, desc=desc, unit="inst", file=sys.stderr, disable=not progress, dynamic_ncols=True
     ) as bar:
         valid = _run_rounds(
-            ctx, CallStore(store_path), backend, ledger, n, max_attempts, chunk_size, bar, price
+            ctx,
+            CallStore(store_path),
+            backend,
+            ledger,
+            n,
+            max_attempts,
+            chunk_size,
+            bar,
+            price,
+            attempts_per_round,
         )
 
     rows = [valid[i] for i in sorted(valid)]

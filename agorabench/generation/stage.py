@@ -37,6 +37,7 @@ def run_generation(
     out_path: str,
     stats_path: str,
     system_prompt: str | None = None,
+    attempts_per_round: int = 1,
 ) -> dict[str, Any]:
     # system_prompt None keeps generate_set's default system message.
     """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
@@ -70,4 +71,5 @@ def run_generation(
             price=params.get("price"),
             **({"system_prompt": system_prompt} if system_prompt is not None else {}),
             seeds_name=seeds_path,
+            attempts_per_round=attempts_per_round,
         )

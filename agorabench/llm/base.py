@@ -33,6 +33,8 @@ class Sampling:
     repetition_penalty: float | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, str | list):  # accept "x" or ["x", "y"] as well as a tuple
+            object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
         problem = _sampling_problem(self)
         if problem:
             raise ConfigError(f"sampling.{problem[0]}", problem[1])
@@ -45,7 +47,9 @@ class Sampling:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(cfg) - known)
         if unknown:
-            raise ConfigError(f"{key}.{unknown[0]}", f"unknown sampling key (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{key}.{unknown[0]}", f"unknown sampling key (known: {', '.join(sorted(known))})"
+            )
         cfg = dict(cfg)
         stop = cfg.get("stop", ())
         cfg["stop"] = (stop,) if isinstance(stop, str) else tuple(stop or ())

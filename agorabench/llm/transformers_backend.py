@@ -71,12 +71,16 @@ class TransformersBackend(Backend):
         num_threads: int | None = None,
         model: str | None = None,
         chat_template: str | None = None,
+        prompt_format: str = "chat",
         key: str = "backend",
     ):
+        _check_args(model_dir, dtype, batch_size, num_threads, key)
+        if prompt_format not in ("chat", "raw"):
+            raise ConfigError(f"{key}.prompt_format", f"must be 'chat' or 'raw', got {prompt_format!r}")
+        self.prompt_format = prompt_format
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        _check_args(model_dir, dtype, batch_size, num_threads, key)
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -85,13 +89,17 @@ class TransformersBackend(Backend):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if chat_template is not None:
             self.tokenizer.chat_template = chat_template
-        if not self.tokenizer.chat_template:
-            raise ConfigError(f"{key}.model_dir", f"tokenizer in {model_dir} has no chat template (set chat_template)")
+        if prompt_format == "chat" and not self.tokenizer.chat_template:
+            raise ConfigError(
+                f"{key}.model_dir", f"tokenizer in {model_dir} has no chat template (set chat_template)"
+            )
         torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
         self.lm = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype).to(self.device).eval()
         self.eos_ids = self._eos_ids()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token_id = self.eos_ids[0]
+        # A row ends at its end-of-sequence token; rows finished early are padded with pad_token_id.
+        self._ends = {*self.eos_ids, self.tokenizer.pad_token_id}
         self._stop_criteria: dict[tuple[str, ...], Any] = {}
 
     def _eos_ids(self) -> list[int]:
@@ -102,10 +110,14 @@ class TransformersBackend(Backend):
         return ids
 
     def encode(self, request: Request) -> list[int]:
-        """Prompt token ids: the chat template with the generation prompt."""
-        text = self.tokenizer.apply_chat_template(
-            [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=False
-        )
+        """Prompt token ids: the chat template with the generation prompt, or (prompt_format "raw") the
+        messages' contents joined by blank lines, for the model to continue as plain text."""
+        if self.prompt_format == "raw":
+            text = "\n\n".join(m["content"] for m in request.messages)
+        else:
+            text = self.tokenizer.apply_chat_template(
+                [dict(m) for m in request.messages], add_generation_prompt=True, tokenize=False
+            )
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
@@ -157,12 +169,16 @@ class TransformersBackend(Backend):
             out = self.lm.generate(**enc, **self._generation_kwargs(batch))
         new = out[:, enc["input_ids"].shape[1] :].tolist()
         latency = time.perf_counter() - t0
-        return [self._completion(r, len(ids), toks, latency) for (r, ids), toks in zip(batch, new, strict=True)]
+        return [
+            self._completion(r, len(ids), toks, latency) for (r, ids), toks in zip(batch, new, strict=True)
+        ]
 
     def _completion(self, request: Request, n_in: int, tokens: list[int], latency: float) -> Completion:
-        end = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)
+        end = next((i for i, t in enumerate(tokens) if t in self._ends), None)
         gen = tokens if end is None else tokens[:end]
-        text, stopped = cut_at_stop(self.tokenizer.decode(gen, skip_special_tokens=True), request.sampling.stop)
+        text, stopped = cut_at_stop(
+            self.tokenizer.decode(gen, skip_special_tokens=True), request.sampling.stop
+        )
         reason = "stop" if stopped or end is not None else "length"
         return Completion(
             id=request.id, text=text, finish_reason=reason, input_tokens=n_in, output_tokens=len(gen),
@@ -173,9 +189,13 @@ class TransformersBackend(Backend):
         self.lm = None  # free the weights
 
 
-def _check_args(model_dir: str | Path, dtype: str, batch_size: int, num_threads: int | None, key: str) -> None:
+def _check_args(
+    model_dir: str | Path, dtype: str, batch_size: int, num_threads: int | None, key: str
+) -> None:
     if not (Path(model_dir) / "config.json").is_file():
-        raise ConfigError(f"{key}.model_dir", f"{model_dir} is not a transformers model folder (no config.json)")
+        raise ConfigError(
+            f"{key}.model_dir", f"{model_dir} is not a transformers model folder (no config.json)"
+        )
     if dtype not in DTYPES:
         raise ConfigError(f"{key}.dtype", f"must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if not isinstance(batch_size, int) or batch_size < 1:

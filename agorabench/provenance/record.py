@@ -140,6 +140,13 @@ def _setup_logging(log_path: str | None) -> None:
 def job(smk: Any) -> Iterator[Job]:
     """Run one rule's work with logging and a provenance record beside its first output."""
     rule = str(getattr(smk, "rule", "unknown"))
+    # One BLAS/OpenMP thread per core the job was given: oversubscribed OpenMP threads spin and make CPU
+    # inference many times slower when Snakemake runs several jobs at once. Set before torch is imported.
+    threads = str(max(1, int(getattr(smk, "threads", 1))))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = threads
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
     _setup_logging(smk.log[0] if len(smk.log) else None)
     log = logging.getLogger(f"agorabench.{rule}")
     j = Job(rule=rule)

@@ -37,10 +37,11 @@ def truncate_log(path: str | Path, last_step: int) -> list[dict[str, Any]]:
 
 
 class StepLogger(TrainerCallback):
-    """Writes one JSONL row per logged optimizer step: step, epoch, loss, learning_rate, tokens_per_s..."""
+    """Appends one JSONL row per logged optimizer step (step, epoch, loss, learning_rate, tokens_per_s...)
+    to each of `paths`: the requested log and a copy beside the checkpoints that a resumed run trusts."""
 
-    def __init__(self, path: str | Path, elapsed_before: float = 0.0, is_main: bool = True):
-        self.path = Path(path)
+    def __init__(self, paths: list[str | Path], elapsed_before: float = 0.0, is_main: bool = True):
+        self.paths = [Path(p) for p in paths]
         self.elapsed_before = elapsed_before
         self.is_main = is_main
         self.rows: list[dict[str, Any]] = []
@@ -68,8 +69,9 @@ class StepLogger(TrainerCallback):
         }
         self._t_last, self._tokens_last = now, tokens
         self.rows.append(row)
-        with self.path.open("a", encoding="utf-8") as fh:
-            append_jsonl(fh, row)
+        for path in self.paths:
+            with path.open("a", encoding="utf-8") as fh:
+                append_jsonl(fh, row)
         log.info(
             "step %d/%d epoch %.2f loss %.4f lr %.3g %.0f tok/s",
             row["step"],

@@ -1,4 +1,4 @@
-"""Training rows: JSONL instances -> conversational prompt/completion rows, with checks that name the record."""
+"""Training rows: JSONL instances -> conversational prompt/completion rows; errors name file and record."""
 
 from __future__ import annotations
 

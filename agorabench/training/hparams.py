@@ -37,6 +37,7 @@ class SFTHparams:
     bf16: bool = True
     lr_scheduler: str = "linear"
     warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
     max_steps: int | None = None
     packing: bool = False
     gradient_checkpointing: bool = True
@@ -86,7 +87,7 @@ def _check_values(hp: dict[str, Any]) -> None:
     if not 0 <= hp["warmup_ratio"] < 1:
         raise ConfigError(_key("warmup_ratio"), f"must be in [0, 1), got {hp['warmup_ratio']!r}")
     if hp["lr_scheduler"] not in SCHEDULERS:
-        raise ConfigError(_key("lr_scheduler"), f"unknown scheduler {hp['lr_scheduler']!r}; one of {SCHEDULERS}")
+        raise ConfigError(_key("lr_scheduler"), f"unknown value {hp['lr_scheduler']!r}; one of {SCHEDULERS}")
     attn = hp["attn_implementation"]
     if not isinstance(attn, str) or (attn not in ATTENTION and "/" not in attn):
         raise ConfigError(_key("attn_implementation"), f"unknown value {attn!r}; one of {ATTENTION}")

@@ -1,4 +1,4 @@
-"""Command lines that start the SFT entry point: plain Python on 1 GPU / CPU, `accelerate launch` (FSDP) on N."""
+"""Command lines for the SFT entry point: plain Python on 1 GPU or CPU, `accelerate launch` (FSDP) on N."""
 
 from __future__ import annotations
 

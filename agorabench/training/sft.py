@@ -1,4 +1,4 @@
-"""Supervised fine-tuning of the student on one synthetic data set (TRL SFTTrainer), resumable after preemption.
+"""Supervised fine-tuning of the student on one synthetic data set (TRL SFTTrainer), resumable.
 
 CLI (what a rule runs, under `accelerate launch` on several GPUs; see launch.py and docs/training.md):
     python -m agorabench.training.sft --train data.jsonl --model base/ --out model/ --hparams-json '{...}'
@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
-from agorabench.jsonl import sha256_file, sha256_text, write_json
+from agorabench.jsonl import sha256_file, sha256_text, write_json, write_jsonl
 from agorabench.training import checkpoints, data
 from agorabench.training.callbacks import StepLogger, plot_loss, read_log, truncate_log
 from agorabench.training.hparams import SFTHparams, resolve_accumulation, validate_hparams, world_size
 from agorabench.training.runinfo import hardware, package_versions
 
 log = logging.getLogger("agorabench.training")
+LOG_COPY = "train_log.jsonl"
 
 
 def _is_main() -> bool:
@@ -64,8 +65,8 @@ def _log_packing(hp: SFTHparams, attn: str) -> None:
         if attn.startswith("flash")
         else f"a block-diagonal mask that transformers builds from position_ids ({attn}; no varlen kernel)"
     )
-    log.info("packing: padding-free BFD packing into %d-token rows; examples never attend to each other, via %s",
-             hp.max_length, how)  # fmt: skip
+    msg = "packing: padding-free BFD packing into %d-token rows; no attention across examples, via %s"
+    log.info(msg, hp.max_length, how)
 
 
 def load_tokenizer(model_dir: str) -> Any:
@@ -114,7 +115,7 @@ def sft_config(hp: SFTHparams, *, ckpt_dir: Path, accumulation: int, cuda: bool,
         learning_rate=hp.learning_rate,
         lr_scheduler_type=hp.lr_scheduler,
         warmup_steps=hp.warmup_ratio,  # a float < 1 is a fraction of the total steps
-        weight_decay=0.0,
+        weight_decay=hp.weight_decay,
         per_device_train_batch_size=hp.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
         max_length=hp.max_length,
@@ -204,7 +205,8 @@ def _add_stop_token(gen_config: Any, token_id: int) -> None:
 
 def _fingerprint(train_sha: str, model_dir: str, hp: SFTHparams, accumulation: int, procs: int) -> dict:
     # Settings that change the optimisation trajectory; a checkpoint is reused only if they all match.
-    keep = {k: v for k, v in hp.as_dict().items() if k not in ("save_steps", "logging_steps", "keep_checkpoints")}
+    ignore = ("save_steps", "logging_steps", "keep_checkpoints")
+    keep = {k: v for k, v in hp.as_dict().items() if k not in ignore}
     return {
         "train_sha256": train_sha,
         "model_dir": str(Path(model_dir).resolve()),
@@ -214,14 +216,20 @@ def _fingerprint(train_sha: str, model_dir: str, hp: SFTHparams, accumulation: i
     }
 
 
-def _start_log(log_path: Path, ckpt: Path | None) -> float:
-    """Prepare the step log; returns the wall time already spent (from the rows kept on resume)."""
+def _start_log(log_path: Path, ckpt_dir: Path, ckpt: Path | None) -> float:
+    """Prepare the step log; returns the wall time already spent (from the rows kept on resume).
+
+    The copy in the checkpoint folder is the reference: the workflow may delete `log_path` of a failed job.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    mirror = ckpt_dir / LOG_COPY
     if ckpt is None:
         log_path.write_text("", encoding="utf-8")
+        mirror.write_text("", encoding="utf-8")
         return 0.0
     step = checkpoints.checkpoint_step(ckpt)
-    rows = truncate_log(log_path, step)
+    rows = truncate_log(mirror, step)
+    write_jsonl(log_path, rows)
     log.info("resumed from checkpoint %s at step %d", ckpt, step)
     return float(rows[-1]["elapsed_s"]) if rows else 0.0
 
@@ -275,11 +283,11 @@ def train_sft(
     ckpt_dir = checkpoints.checkpoint_dir(output_dir)
     fingerprint = _fingerprint(train_sha, model_dir, hp, accumulation, procs)
     ckpt = checkpoints.prepare(ckpt_dir, fingerprint, resume, is_main=_is_main())
-    elapsed_before = _start_log(Path(log_path), ckpt) if _is_main() else 0.0
+    elapsed_before = _start_log(Path(log_path), ckpt_dir, ckpt) if _is_main() else 0.0
 
     model = load_model(model_dir, attn)
     config = sft_config(hp, ckpt_dir=ckpt_dir, accumulation=accumulation, cuda=cuda, liger=liger)
-    step_log = StepLogger(log_path, elapsed_before=elapsed_before, is_main=_is_main())
+    step_log = StepLogger([log_path, ckpt_dir / LOG_COPY], elapsed_before=elapsed_before, is_main=_is_main())
     trainer = build_trainer(model, tokenizer, rows, config, callbacks=[step_log])
     if hp.global_batch_size and hp.gradient_accumulation_steps not in (None, accumulation):
         log.info("gradient accumulation %d (from global_batch_size %d over %d process(es))",
@@ -350,12 +358,22 @@ def _load_hparams(text: str) -> dict:
         raise ConfigError("training", f"--hparams-json is not valid JSON ({exc.msg})") from None
 
 
+def _quiet_progress_bars() -> None:
+    # Progress bars fill job logs with carriage returns; StepLogger reports progress instead.
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if _is_main() else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _quiet_progress_bars()
     out = Path(args.out)
     try:
         train_sft(

@@ -24,4 +24,5 @@ with job(smk) as j:
         out_path=smk.output.data,
         stats_path=smk.output.stats,
         system_prompt=smk.config["generation"].get("system_prompt"),
+        attempts_per_round=smk.config["generation"].get("attempts_per_round", 1),
     )

@@ -1,10 +1,10 @@
 from agorabench.provenance import job
-from agorabench.training import train_sft
+from agorabench.training.stage import train_student
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 hparams = dict(smk.params.hparams, chat_template=smk.params.chat_template)
 with job(smk) as j:
-    j.counts = train_sft(
+    j.counts = train_student(
         train_path=smk.input.data,
         model_dir=smk.input.base,
         output_dir=smk.output.model,

@@ -10,8 +10,10 @@ preference in [1, 2]: 1 = the reference is better, 2 = the model's output is.
 Verdicts: the official annotator (weighted_alpaca_eval_gpt4_turbo) reads the log-probabilities of the
 two identifiers and weights the preference (2 - P(first)); the backend interface returns text only, so
 preferences here are binary (alpaca_eval's `is_binarize` form). The reply is parsed leniently: the whole
-reply, else its first word, else the only identifier that appears on its own; anything else is counted
-as `judge_unparsed` and left out of the win rates (alpaca_eval drops unparsable preferences as well).
+reply, else its first word when the other identifier is not on the first line, else the only identifier
+that appears as a word; anything else is counted as `judge_unparsed` and left out of the metrics
+(alpaca_eval drops unparsable preferences too). A missing prediction is a loss (preference 1, length 0)
+without a judge call, counted as `missing_prediction`.
 
 Metrics (alpaca_eval 0.6.6, metrics/winrate.py and metrics/glm_winrate.py, reimplemented because its
 GLM downloads data from the Hugging Face Hub at run time and uses an sklearn API deprecated in 1.9):
@@ -24,6 +26,10 @@ GLM downloads data from the Hugging Face Hub at run time and uses an sklearn API
   difficulty, regularised towards alpaca_eval's two length-gamed baselines with lambda 0.2) need the
   `df_gamed.csv` file of the tatsu-lab/alpaca_eval dataset on the Hub (setting `glm_data`); items are
   then matched to its `index` column by the position at the end of their id ("alpaca_eval/17").
+Checked against alpaca_eval's own fit_LogisticRegressionCV on synthetic data: the same C and
+coefficients, except where two C values tie in CV loss to 1e-6 (LC win rates then differ by < 0.05).
+Edge cases: all length differences equal (e.g. an output judged against itself) gives a length feature
+of 0 instead of 0/0; fewer than 5 parsed preferences use as many folds, fewer than 2 no CV (C = 100).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ import numpy as np
 
 from agorabench.errors import ConfigError, DataError
 from agorabench.evaluation.judging import (
+    JudgeTemplate,
+    finite,
     judge_name,
     judge_request,
     judge_sampling,
@@ -46,7 +54,7 @@ from agorabench.evaluation.judging import (
     verdict_text,
 )
 from agorabench.evaluation.scorers.base import Score, Scorer, match_predictions, register, require_str
-from agorabench.llm.base import Backend
+from agorabench.llm.base import Backend, Sampling
 
 PLACEHOLDERS = ("instruction", "output_1", "output_2")
 SWITCH_SEED_PREFIX = "is_switch_output_1_output_2"
@@ -276,41 +284,56 @@ class AlpacaEvalScorer(Scorer):
     ) -> Score:
         s = _settings(settings)
         template = load_template(judge_template, "alpaca_eval.txt", PLACEHOLDERS)
+        rows = _rows(items, predictions, source, seed)
         sampling = judge_sampling(s["temperature"], s["max_tokens"])
-        rows = []
-        for item, pred in match_predictions(items, predictions, source):
-            prompt = require_str(item, "prompt", "benchmark items")
-            ref = require_str(item, "reference_output", "benchmark items")
-            output = None if pred is None else require_str(pred, "output", source)
-            rows.append({"id": item["id"], "prompt": prompt, "reference": ref, "output": output,
-                         "switched": is_switched(prompt, seed)})  # fmt: skip
-        requests = {}
-        for r in rows:
-            if r["output"] is None:
-                continue
-            first, second = (r["output"], r["reference"]) if r["switched"] else (r["reference"], r["output"])
-            values = {"instruction": r["prompt"], "output_1": first, "output_2": second}
-            order = "model_first" if r["switched"] else "reference_first"
-            requests[r["id"]] = judge_request(judge, template, r["id"], order, values, sampling)
-        done = run_judge(judge, list(requests.values()), cache_path)
-        for r in rows:
-            req = requests.get(r["id"])
-            r["verdict"] = None if req is None else verdict_text(done.get(req.id))
-            r["judge_error"] = req is not None and r["verdict"] is None
-            shown = None if r["verdict"] is None else parse_choice(r["verdict"], s["labels"])
-            r["preference"] = None if shown is None else float(3 - shown if r["switched"] else shown)
+        _judge_rows(rows, judge, template, sampling, cache_path, s["labels"])
         gamed = load_gamed(s["glm_data"]) if s["glm_data"] else None
-        return _score(rows, s, template.source, judge_name(judge), seed, gamed)
+        meta = {"judge": judge_name(judge), "judge_template": template.source,
+                "judge_template_sha256": template.sha256, "seed": seed}  # fmt: skip
+        return _score(rows, {**meta, **s}, gamed)
 
 
-def _score(
+def _rows(
+    items: list[dict[str, Any]], predictions: list[dict[str, Any]], source: str, seed: int
+) -> list[dict]:
+    """One row per item: prompt, reference, the model's output (None if missing), swapped or not."""
+    rows = []
+    for item, pred in match_predictions(items, predictions, source):
+        prompt = require_str(item, "prompt", "benchmark items")
+        ref = require_str(item, "reference_output", "benchmark items")
+        output = None if pred is None else require_str(pred, "output", source)
+        row = {"id": item["id"], "prompt": prompt, "reference": ref, "output": output}
+        rows.append(row | {"switched": is_switched(prompt, seed), "verdict": None, "judge_error": False})
+    return rows
+
+
+def _judge_rows(
     rows: list[dict[str, Any]],
-    s: dict[str, Any],
-    template_source: str,
-    judge: str,
-    seed: int,
-    gamed: dict[str, np.ndarray] | None,
-) -> Score:
+    judge: Backend,
+    template: JudgeTemplate,
+    sampling: Sampling,
+    cache_path: str,
+    labels: Sequence[str],
+) -> None:
+    """Ask the judge about every row with an output; sets verdict, judge_error and preference."""
+    requests = {}
+    for r in rows:
+        if r["output"] is None:
+            continue
+        first, second = (r["output"], r["reference"]) if r["switched"] else (r["reference"], r["output"])
+        values = {"instruction": r["prompt"], "output_1": first, "output_2": second}
+        order = "model_first" if r["switched"] else "reference_first"
+        requests[r["id"]] = judge_request(judge, template, r["id"], order, values, sampling)
+    done = run_judge(judge, list(requests.values()), cache_path)
+    for r in rows:
+        req = requests.get(r["id"])
+        r["verdict"] = None if req is None else verdict_text(done.get(req.id))
+        r["judge_error"] = req is not None and r["verdict"] is None
+        shown = None if r["verdict"] is None else parse_choice(r["verdict"], labels)
+        r["preference"] = None if shown is None else float(3 - shown if r["switched"] else shown)
+
+
+def _score(rows: list[dict[str, Any]], s: dict[str, Any], gamed: dict[str, np.ndarray] | None) -> Score:
     """Win rates from the per-item preferences; a missing prediction counts as a loss (preference 1)."""
     for r in rows:
         if r["output"] is None:
@@ -328,15 +351,14 @@ def _score(
         "judge_unparsed": sum(r["preference"] is None for r in judged),
         "judge_error": sum(r["judge_error"] for r in judged),
         "missing_prediction": len(rows) - len(judged),
-        "wins": stats["n_wins"],
-        "losses": stats["n_wins_base"],
-        "ties": stats["n_draws"],
+        "wins": sum(r["preference"] == 2 for r in judged),
+        "losses": sum(r["preference"] == 1 for r in judged),
+        "ties": sum(r["preference"] == 1.5 for r in judged),
     }
-    settings = {"judge": judge, "judge_template": template_source, "seed": seed, **s}
     secondary = {
         "win_rate": round(stats["win_rate"], 4),
-        "standard_error": stats["standard_error"],
-        "lc_standard_error": lc["lc_standard_error"],
+        "standard_error": finite(stats["standard_error"]),
+        "lc_standard_error": finite(lc["lc_standard_error"]),
         "lc_glm": s["glm"],
         "lc_C": lc["lc_C"],
         "lc_extreme_change": is_extreme_change(stats["win_rate"], lc["lc_win_rate"]) if parsed else False,
@@ -350,5 +372,5 @@ def _score(
     ]  # fmt: skip
     return Score(
         kind="alpaca_eval", metric="length_controlled_win_rate", value=round(lc["lc_win_rate"], 4),
-        n=len(rows), ci=None, counts=counts, settings=settings, secondary=secondary, per_item=per_item,
+        n=len(rows), ci=None, counts=counts, settings=s, secondary=secondary, per_item=per_item,
     )  # fmt: skip

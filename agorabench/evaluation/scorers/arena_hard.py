@@ -32,6 +32,7 @@ import numpy as np
 
 from agorabench.errors import ConfigError
 from agorabench.evaluation.judging import (
+    JudgeTemplate,
     judge_name,
     judge_request,
     judge_sampling,
@@ -40,7 +41,7 @@ from agorabench.evaluation.judging import (
     verdict_text,
 )
 from agorabench.evaluation.scorers.base import Score, Scorer, match_predictions, register, require_str
-from agorabench.llm.base import Backend, Completion, Request
+from agorabench.llm.base import Backend, Completion, Request, Sampling
 
 PLACEHOLDERS = ("question_1", "answer_1", "answer_2")
 VERDICT_REGEX = r"\[\[([AB<>=]+)\]\]"
@@ -115,14 +116,19 @@ def _compile(regex: str) -> re.Pattern[str]:
 class _Games:
     """The judge conversations of all games, attempt by attempt, through the call store."""
 
-    def __init__(self, judge: Backend, template: Any, sampling: Any, pattern: re.Pattern[str], cache: str):
-        self.judge, self.template, self.sampling, self.pattern, self.cache = (
-            judge,
-            template,
-            sampling,
-            pattern,
-            cache,
-        )
+    def __init__(
+        self,
+        judge: Backend,
+        template: JudgeTemplate,
+        sampling: Sampling,
+        pattern: re.Pattern[str],
+        cache: str,
+    ):
+        self.judge = judge
+        self.template = template
+        self.sampling = sampling
+        self.pattern = pattern
+        self.cache = cache
 
     def request(self, key: tuple[str, str], values: dict[str, str], history: list[dict[str, str]]) -> Request:
         return judge_request(self.judge, self.template, key[0], key[1], values, self.sampling, history)
@@ -168,30 +174,29 @@ class ArenaHardScorer(Scorer):
         s = _settings(settings)
         template = load_template(judge_template, "arena_hard.txt", PLACEHOLDERS)
         regex = s["verdict_regex"] or template.regex_pattern or VERDICT_REGEX
-        rows, games = [], {}
-        for item, pred in match_predictions(items, predictions, source):
-            prompt = require_str(item, "prompt", "benchmark items")
-            ref = require_str(item, "reference_output", "benchmark items")
-            output = None if pred is None else require_str(pred, "output", source)
-            rows.append({"id": item["id"], "output": output})
-            if output is not None:
-                games[(item["id"], "baseline_first")] = {
-                    "question_1": prompt,
-                    "answer_1": ref,
-                    "answer_2": output,
-                }
-                games[(item["id"], "model_first")] = {
-                    "question_1": prompt,
-                    "answer_1": output,
-                    "answer_2": ref,
-                }
-        runner = _Games(
-            judge, template, judge_sampling(s["temperature"], s["max_tokens"]), _compile(regex), cache_path
-        )
-        state = runner.run(games, s["attempts"])
-        settings_out = {"judge": judge_name(judge), "judge_template": template.source, "seed": seed, **s,
-                        "verdict_regex": regex}  # fmt: skip
-        return _score(rows, state, s, seed, settings_out)
+        rows, games = _games(items, predictions, source)
+        sampling = judge_sampling(s["temperature"], s["max_tokens"])
+        state = _Games(judge, template, sampling, _compile(regex), cache_path).run(games, s["attempts"])
+        meta = {"judge": judge_name(judge), "judge_template": template.source,
+                "judge_template_sha256": template.sha256, "seed": seed}  # fmt: skip
+        return _score(rows, state, s, seed, {**meta, **s, "verdict_regex": regex})
+
+
+def _games(
+    items: list[dict[str, Any]], predictions: list[dict[str, Any]], source: str
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, str]]]:
+    """Rows (id, output or None) and the template values of both games of every item with an output."""
+    rows, games = [], {}
+    for item, pred in match_predictions(items, predictions, source):
+        prompt = require_str(item, "prompt", "benchmark items")
+        ref = require_str(item, "reference_output", "benchmark items")
+        output = None if pred is None else require_str(pred, "output", source)
+        rows.append({"id": item["id"], "output": output})
+        if output is not None:
+            shown = {"baseline_first": (ref, output), "model_first": (output, ref)}
+            for game, (a, b) in shown.items():
+                games[(item["id"], game)] = {"question_1": prompt, "answer_1": a, "answer_2": b}
+    return rows, games
 
 
 def _score(

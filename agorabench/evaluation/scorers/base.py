@@ -1,6 +1,7 @@
 """The scorer interface: a Score in the format of docs/formats.md, matching predictions to items, a registry.
 
-A scorer kind registers itself with the `@register` decorator; `get_scorer(kind)` returns an instance.
+A scorer kind registers itself with the `@register` decorator in `scorers/<kind>.py`; `get_scorer(kind)`
+imports that module when the kind is not registered yet and returns an instance.
 """
 
 from __future__ import annotations
@@ -74,7 +75,15 @@ def register(cls: type[Scorer]) -> type[Scorer]:
 
 
 def get_scorer(kind: str) -> Scorer:
-    importlib.import_module("agorabench.evaluation.scorers")  # runs every @register
+    """The scorer registered for `kind` (importing `scorers/<kind>.py` when it is not registered yet)."""
+    importlib.import_module("agorabench.evaluation.scorers")  # runs the package's @register lines
+    if kind not in _REGISTRY and kind.isidentifier():
+        module = f"agorabench.evaluation.scorers.{kind}"
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
     if kind not in _REGISTRY:
         raise ConfigError("scorer", f"unknown scorer kind {kind!r} (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[kind]()
@@ -96,6 +105,8 @@ def match_predictions(
     Raises DataError for an item or prediction without a string id, duplicate ids, and predictions whose
     id is not an item: they mean the predictions belong to another benchmark or run.
     """
+    if not items:
+        raise DataError(items_source, "no benchmark items to score")
     by_item = _index(items, items_source, "item")
     by_pred = _index(predictions, source, "prediction")
     unknown = [pid for pid in by_pred if pid not in by_item]

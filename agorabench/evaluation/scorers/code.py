@@ -22,6 +22,7 @@ is not Python), and missing_prediction per item.
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -83,10 +84,13 @@ def build_program(setup: str, code: str, tests: str) -> str:
 
 
 def compiles(code: str) -> bool:
-    try:
-        compile(code, "program.py", "exec")
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return False
+    """Whether code is valid Python (compiling runs nothing); its warnings are the sandbox's business."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            compile(code, "program.py", "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
     return True
 
 
@@ -239,7 +243,7 @@ class CodeScorer(Scorer):
             per_item.append({
                 "id": item["id"], "passed": first_passed, "n_samples": n, "n_passed": c,
                 "statuses": [s["status"] for s in samples], "extraction": [s["rule"] for s in samples],
-                "error": first_error,
+                "error": first_error, "errors": [s["error"] for s in samples],
             })  # fmt: skip
         pass1 = per_k[1]
         return Score(

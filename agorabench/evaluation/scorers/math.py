@@ -132,6 +132,7 @@ def _find_last_number(text: str) -> str | None:
 
 # ---------------------------------------------------------------- normalisation
 
+_SPACING_RE = re.compile(r"(?<!\\)\\[!,;: ]")  # \! \, \; \: "\ " but not a row break "\\"
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mbox|mathrm|textrm)\s*\{([^{}]*)\}")
 _FRAC_RE = re.compile(r"^\\frac\s*(?:\{\s*([-+]?\d+)\s*\}|(\d))\s*(?:\{\s*([-+]?\d+)\s*\}|(\d))$")
 _UNIT_TAIL_RE = re.compile(r"^(.*?[\d}.])\s+[a-zA-Z]{2,}\.?(?:\s+[a-zA-Z]+\.?)*(?:\^?[23]|[²³])?$")
@@ -143,15 +144,14 @@ _SLASH_RE = re.compile(r"^([-+]?\d+)\s*/\s*([-+]?\d+)$")
 
 def normalize_answer(answer: str) -> str:
     """Drop math delimiters, spacing commands, \\left/\\right and trailing periods; \\dfrac -> \\frac."""
-    text = answer.strip()
+    text = answer.strip().rstrip(".").strip()
     for left, right in (("$$", "$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         while text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
             text = text[len(left) :].rstrip()
             text = text[: -len(right)].strip() if text.endswith(right) else text
     for old, new in (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", "")):
         text = text.replace(old, new)
-    for spacing in ("\\!", "\\,", "\\;", "\\:", "\\ ", "~"):
-        text = text.replace(spacing, " " if spacing == "\\ " else "")
+    text = _SPACING_RE.sub(lambda m: " " if m.group(0) == "\\ " else "", text).replace("~", " ")
     text = text.replace("{,}", ",").replace("−", "-")
     return text.strip().rstrip(".").strip()
 
@@ -207,9 +207,9 @@ class MathVerifier:
     from any thread and survives pathological inputs (the worker is restarted after a kill).
     """
 
-    def __init__(self, timeout_s: int = 5):
-        self.timeout_s = timeout_s
-        self.hard_timeout_s = 4 * timeout_s + 5
+    def __init__(self, timeout_s: int = 5, hard_timeout_s: float | None = None):
+        self.timeout_s = timeout_s  # math-verify's own per-step timeout (whole seconds)
+        self.hard_timeout_s = hard_timeout_s if hard_timeout_s is not None else 4 * timeout_s + 5
         self._proc: subprocess.Popen | None = None
         self._buffer = b""
 

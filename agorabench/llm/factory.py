@@ -1,0 +1,90 @@
+"""Build a backend from a config mapping (a `generators.<name>` or judge/student entry).
+
+    backend: transformers   model_dir, dtype, batch_size, device, num_threads, model, chat_template
+    backend: openai         model, base_url | base_url_env, api_key_env, concurrency, requests_per_minute,
+                            tokens_per_minute, timeout_s, max_retries, backoff_base_s, backoff_max_s,
+                            extra_body, max_tokens_param
+    backend: anthropic      model, base_url | base_url_env, api_key_env, concurrency, requests_per_minute,
+                            tokens_per_minute, timeout_s, max_retries, backoff_base_s, backoff_max_s,
+                            extra_body
+    backend: vllm           model_dir, tensor_parallel_size, dtype, max_model_len,
+                            gpu_memory_utilization, seed, enforce_eager, batch_size, model
+
+Keys named in `ignore_keys` (by default non-backend ones: `label`, `price`, `sampling`...) are allowed and
+skipped; any other unknown key is an error naming it, so a typo never silently changes a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Collection
+from typing import Any
+
+from agorabench.errors import ConfigError
+from agorabench.llm.base import Backend
+
+BACKENDS = ("transformers", "openai", "anthropic", "vllm")
+NON_BACKEND_KEYS = frozenset({"label", "notes", "price", "prices", "cost", "description", "sampling"})
+_LIMIT_KEYS = (
+    "concurrency", "requests_per_minute", "tokens_per_minute", "timeout_s", "max_retries",
+    "backoff_base_s", "backoff_max_s", "extra_body",
+)  # fmt: skip
+_REQUIRED = {
+    "transformers": ("model_dir",),
+    "openai": ("model",),
+    "anthropic": ("model",),
+    "vllm": ("model_dir",),
+}
+
+
+def _backend_class(kind: str) -> type[Backend]:
+    # Imported on demand: torch, httpx and vllm are only loaded for the backend in use.
+    if kind == "transformers":
+        from agorabench.llm.transformers_backend import TransformersBackend
+
+        return TransformersBackend
+    if kind == "openai":
+        from agorabench.llm.openai_backend import OpenAIBackend
+
+        return OpenAIBackend
+    if kind == "anthropic":
+        from agorabench.llm.anthropic_backend import AnthropicBackend
+
+        return AnthropicBackend
+    from agorabench.llm.vllm_backend import VLLMBackend
+
+    return VLLMBackend
+
+
+def allowed_keys(kind: str) -> set[str]:
+    """The spec keys a backend takes (besides `backend`)."""
+    params = inspect.signature(_backend_class(kind).__init__).parameters
+    keys = {n for n, p in params.items() if n not in ("self", "key") and p.kind is not p.VAR_KEYWORD}
+    if kind in ("openai", "anthropic"):
+        keys |= set(_LIMIT_KEYS)
+    return keys
+
+
+def make_backend(
+    spec: dict[str, Any],
+    *,
+    key: str = "generators.<name>",
+    ignore_keys: Collection[str] = NON_BACKEND_KEYS,
+) -> Backend:
+    """A ready backend for `spec`; a bad spec raises ConfigError naming `key` and the bad field."""
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"must be a mapping, got {type(spec).__name__}")
+    kind = spec.get("backend")
+    if kind not in BACKENDS:
+        raise ConfigError(f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {kind!r}")
+    args = {k: v for k, v in spec.items() if k != "backend" and k not in ignore_keys}
+    allowed = allowed_keys(kind)
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{key}.{unknown[0]}", f"unknown key for backend {kind} (known: {', '.join(sorted(allowed))})"
+        )
+    for name in _REQUIRED[kind]:
+        if args.get(name) in (None, ""):
+            raise ConfigError(f"{key}.{name}", f"is required for backend {kind}")
+    return _backend_class(kind)(**args, key=key)
