@@ -23,8 +23,7 @@ wf.check_config(config)
 R = config["results_dir"]
 
 
-def _alt(names):
-    return "|".join(re.escape(n) for n in names) or "(?!)"
+include: "rules/common.smk"
 
 
 wildcard_constraints:

@@ -3,10 +3,6 @@
 A = f"{R}/analysis"
 
 
-def _score_files(wildcards=None):
-    return [f"{R}/evaluation/{m}/{b}/score.json" for m, b in wf.evaluations(config)]
-
-
 rule scores_table:
     input:
         _score_files,

@@ -4,10 +4,6 @@
 TRAIN = f"{R}/training/students/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
 
 
-def _training_params():
-    return {"hparams": config["training"], "chat_template": config["student"].get("chat_template", "model")}
-
-
 rule train_student:
     input:
         data=f"{GEN}/n{{size}}.jsonl",

@@ -177,9 +177,7 @@ def write_table(
     write_text(Path(csv_path), to_csv(table))
     write_text(Path(md_path), to_markdown(table, marks, digits=digits, labels=labels))
     if tex_path is not None:
-        write_text(
-            Path(tex_path), to_latex(table, marks, digits=digits, labels=labels, caption=caption)
-        )
+        write_text(Path(tex_path), to_latex(table, marks, digits=digits, labels=labels, caption=caption))
 
 
 def write_pgr_tables(
