@@ -41,3 +41,14 @@ dry-run: venv
 
 clean-demo:
 	rm -rf results/demo
+
+# Before anything runs: API dollars per generator and judge, H100 GPU-hours per stage (docs/cluster.md).
+.PHONY: plan slurm-test
+plan: venv
+	$(BIN)/python -m agorabench.plan --config config/config.yaml
+
+# A slice of the demo through profiles/slurm on a one-node SLURM started (and stopped) here; needs root.
+slurm-test: venv
+	timeout -s KILL 300 tools/slurm/start-slurm.sh start
+	AGORABENCH_SLURM=1 $(BIN)/pytest -q tests/test_slurm_e2e.py; status=$$?; \
+	  timeout -s KILL 120 tools/slurm/start-slurm.sh stop; exit $$status

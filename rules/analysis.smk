@@ -1,13 +1,25 @@
-# Analysis: scores across models, the PGR table (the paper's Table 2 layout) and figures.
+# Analysis: scores across models, the PGR table (the paper's Table 2 layout), Table 5 (meta-prompt
+# ablation), Table 8 (intrinsic metrics), Figures 4-7, each beside the paper's numbers. Every table and figure
+# is its own target and reads only its own students' score files (rebuilding one rebuilds only its upstream).
+# `snakemake --report report.html` collects them with captions (report/*.rst).
+
+from agorabench.analysis import plan as ap
 
 A = f"{R}/analysis"
+FIG = f"{A}/figures"
+INTR = f"{A}/intrinsic/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
+ENABLED = ap.enabled_targets(config)
+ap.check_intrinsic(config)
+
+
+report: "../report/workflow.rst"
 
 
 rule scores_table:
     input:
         _score_files,
     output:
-        csv=f"{A}/scores.csv",
+        csv=report(f"{A}/scores.csv", caption="../report/scores.rst", category="Tables", labels=_labels("Scores")),
         md=f"{A}/scores.md",
     log:
         f"{R}/logs/analysis/scores_table.log",
@@ -22,7 +34,7 @@ rule pgr_table:
         scores=f"{A}/scores.csv",
     output:
         long=f"{A}/pgr_long.csv",
-        csv=f"{A}/pgr.csv",
+        csv=report(f"{A}/pgr.csv", caption="../report/table2.rst", category="Tables", labels=_labels("Table 2")),
         md=f"{A}/pgr.md",
         tex=f"{A}/pgr.tex",
     params:
@@ -42,8 +54,8 @@ rule figure_pgr:
     input:
         f"{A}/pgr_long.csv",
     output:
-        png=f"{A}/figures/pgr_by_generator.png",
-        pdf=f"{A}/figures/pgr_by_generator.pdf",
+        png=report(f"{FIG}/pgr_by_generator.png", caption="../report/figure_pgr.rst", category="Figures", labels=_labels("PGR by generator")),
+        pdf=f"{FIG}/pgr_by_generator.pdf",
     params:
         main=wf.main_experiment(config),
     log:
@@ -54,8 +66,221 @@ rule figure_pgr:
         "../scripts/analysis/figure_pgr.py"
 
 
+rule pgr_vs_paper:
+    input:
+        f"{A}/pgr.csv",
+    output:
+        csv=report(f"{A}/pgr_vs_paper.csv", caption="../report/table2_vs_paper.rst", category="Tables", labels=_labels("Table 2 vs paper")),
+        md=f"{A}/pgr_vs_paper.md",
+    log:
+        f"{R}/logs/analysis/pgr_vs_paper.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/pgr_vs_paper.py"
+
+
+rule table5_meta_prompt:
+    input:
+        _ablation_score_files,
+    output:
+        csv=report(f"{A}/table5_meta_prompt.csv", caption="../report/table5.rst", category="Tables", labels=_labels("Table 5")),
+        md=f"{A}/table5_meta_prompt.md",
+        tex=f"{A}/table5_meta_prompt.tex",
+        paper=f"{A}/table5_meta_prompt_vs_paper.csv",
+    params:
+        students=lambda wc: ap.student_records(ap.ablation_students(config)),
+        ablation=lambda wc: ap.ablation(config),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+    log:
+        f"{R}/logs/analysis/table5_meta_prompt.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/table5.py"
+
+
+rule figure4_problem_solving:
+    input:
+        scores=_main_score_files,
+        problem_solving=_problem_solving_files,
+    output:
+        png=report(
+            f"{FIG}/figure4_problem_solving_vs_data_generation.png",
+            caption="../report/figure4.rst", category="Figures", labels=_labels("Figure 4"),
+        ),
+        pdf=f"{FIG}/figure4_problem_solving_vs_data_generation.pdf",
+        points=f"{A}/figure4_points.csv",
+        fits=report(f"{A}/figure4_fits.csv", caption="../report/figure4_fits.rst", category="Figures", labels=_labels("Figure 4 fits")),
+    params:
+        students=ap.student_records(ap.main_students(config)),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        main=wf.main_experiment(config),
+        problem_solving=ap.problem_solving_spec(config),
+        note=ap.describe_students(ap.main_students(config)),
+    log:
+        f"{R}/logs/analysis/figure4_problem_solving.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/figure4.py"
+
+
+rule figure7_cost:
+    input:
+        scores=_cost_score_files,
+        ledgers=_cost_ledgers,
+    output:
+        png=report(f"{FIG}/figure7_cost_vs_pgr.png", caption="../report/figure7.rst", category="Figures", labels=_labels("Figure 7")),
+        pdf=f"{FIG}/figure7_cost_vs_pgr.pdf",
+        csv=f"{A}/figure7_cost_vs_pgr.csv",
+    params:
+        students=lambda wc: ap.student_records(ap.cost_students(config)),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        note=lambda wc: ap.describe_students(ap.cost_students(config)),
+    log:
+        f"{R}/logs/analysis/figure7_cost.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/figure7.py"
+
+
+# Intrinsic metrics of each main generated set: LLM-judge scores (API or local judge) apart from the local
+# models (perplexity, reward model, embeddings), which need a GPU on a cluster.
+
+
+rule intrinsic_judge:
+    input:
+        unpack(_intrinsic_judge_inputs),
+    output:
+        f"{INTR}.judge.json",
+    params:
+        judges=ap.intrinsic_judges(config),
+        sampling=ap.judge_sampling(config),
+        max_instances=config.get("intrinsic", {}).get("max_instances"),
+    threads: config.get("intrinsic", {}).get("threads", 8)
+    log:
+        f"{R}/logs/intrinsic_judge/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/intrinsic_judge.py"
+
+
+rule intrinsic_models:
+    input:
+        unpack(_intrinsic_model_inputs),
+    output:
+        f"{INTR}.models.json",
+    params:
+        **ap.intrinsic_model_params(config),
+        max_instances=config.get("intrinsic", {}).get("max_instances"),
+    resources:
+        gpu=config.get("intrinsic", {}).get("gpus", 0),
+    threads: config.get("intrinsic", {}).get("threads", 8)
+    log:
+        f"{R}/logs/intrinsic_models/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/intrinsic_models.py"
+
+
+if ap.reward_needs_download(config):
+
+    rule materialize_reward_model:
+        output:
+            directory(ap.reward_model_dir(config)),
+        params:
+            name=config["intrinsic"]["reward_model"]["name"],
+            spec={k: config["intrinsic"]["reward_model"][k] for k in ("hub", "revision")},
+        log:
+            f"{R}/logs/materialize_reward_model.log",
+        conda:
+            "../envs/training.yaml"
+        script:
+            "../scripts/analysis/materialize_reward_model.py"
+
+
+rule table8_intrinsic:
+    input:
+        _intrinsic_files,
+    output:
+        csv=report(f"{A}/table8_intrinsic.csv", caption="../report/table8.rst", category="Tables", labels=_labels("Table 8")),
+        md=f"{A}/table8_intrinsic.md",
+        tex=f"{A}/table8_intrinsic.tex",
+        paper=f"{A}/table8_intrinsic_vs_paper.csv",
+    params:
+        domains=list(wf.DOMAINS),
+        note=ap.describe_intrinsic(config),
+    log:
+        f"{R}/logs/analysis/table8_intrinsic.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/table8.py"
+
+
+rule figure5_pca:
+    input:
+        intrinsic=_intrinsic_files,
+        problem_solving=_problem_solving_files_if_any,
+    output:
+        png=report(f"{FIG}/figure5_pca_intrinsic_metrics.png", caption="../report/figure5.rst", category="Figures", labels=_labels("Figure 5")),
+        pdf=f"{FIG}/figure5_pca_intrinsic_metrics.pdf",
+        variance=f"{A}/figure5_pca_variance.csv",
+        loadings=f"{A}/figure5_pca_loadings.csv",
+    params:
+        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        benchmarks=ap.benchmark_domains(config),
+        components=config["analysis"].get("pca_components", 5),
+        note=ap.describe_intrinsic(config),
+    log:
+        f"{R}/logs/analysis/figure5_pca.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/figure5.py"
+
+
+rule figure6_pgr_on_pcs:
+    input:
+        intrinsic=_intrinsic_files,
+        scores=_main_score_files,
+        problem_solving=_problem_solving_files_if_any,
+    output:
+        png=report(f"{FIG}/figure6_pgr_on_top_pcs.png", caption="../report/figure6.rst", category="Figures", labels=_labels("Figure 6")),
+        pdf=f"{FIG}/figure6_pgr_on_top_pcs.pdf",
+        fit=f"{A}/figure6_fit.csv",
+    params:
+        students=ap.student_records(ap.main_students(config)),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        main=wf.main_experiment(config),
+        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        components=config["analysis"].get("pca_components", 5),
+        note=ap.describe_intrinsic(config),
+    log:
+        f"{R}/logs/analysis/figure6_pgr_on_pcs.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/figure6.py"
+
+
 rule analysis_all:
     input:
         rules.scores_table.output,
         rules.pgr_table.output,
         rules.figure_pgr.output,
+        rules.pgr_vs_paper.output,
+        rules.figure7_cost.output,
+        rules.figure4_problem_solving.output if ENABLED["figure4"] else [],
+        rules.table5_meta_prompt.output if ENABLED["table5"] else [],
+        rules.table8_intrinsic.output if ENABLED["intrinsic"] else [],
+        rules.figure5_pca.output if ENABLED["intrinsic"] else [],
+        rules.figure6_pgr_on_pcs.output if ENABLED["intrinsic"] else [],

@@ -42,3 +42,70 @@ def _score_files(wildcards=None):
     return [f"{R}/evaluation/{m}/{b}/score.json" for m, b in wf.evaluations(config)]
 
 
+
+
+# Analysis (rules/analysis.smk): each table and figure reads the score files of its own students only.
+
+
+def _main_score_files(wildcards=None):
+    return ap.score_paths(config, ap.main_students(config))
+
+
+def _ablation_score_files(wildcards=None):
+    return ap.score_paths(config, ap.ablation_students(config))
+
+
+def _cost_score_files(wildcards=None):
+    return ap.score_paths(config, ap.cost_students(config))
+
+
+def _cost_ledgers(wildcards=None):
+    return ap.stats_paths(config, ap.cost_students(config))
+
+
+def _problem_solving_files(wildcards=None):
+    ap.check_problem_solving(config)
+    return ap.problem_solving_score_paths(config)
+
+
+def _problem_solving_files_if_any(wildcards=None):
+    return ap.problem_solving_score_paths(config) if not ap.problem_solving_missing(config) else []
+
+
+def _intrinsic_files(wildcards=None):
+    return ap.intrinsic_paths(config)
+
+
+def _intrinsic_set(wc):
+    return f"{R}/generation/{wc.generator}/{wc.domain}/{wc.method}/{wc.variant}/n{wc.size}.jsonl"
+
+
+def _intrinsic_judge_inputs(wc):
+    inputs = {"data": _intrinsic_set(wc)} | ap.rubric_paths(config)
+    for suffix, judge in ap.intrinsic_judges(config).items():
+        spec = config["judges"][judge["name"]]
+        if wf.is_local(spec):
+            inputs[f"judge_model_{suffix}"] = wf.model_dir(config, spec["model"])
+    return inputs
+
+
+def _intrinsic_model_inputs(wc):
+    inputs = {"data": _intrinsic_set(wc)}
+    params = ap.intrinsic_model_params(config)
+    if params["perplexity"]:
+        inputs["perplexity_model"] = wf.model_dir(config, params["perplexity"]["model"])
+    if params["reward"]:
+        inputs["reward_model"] = ap.reward_model_dir(config)
+    return inputs
+
+
+def _labels(item):
+    """Report labels of a table or figure: its name and its lineage record, when one was written."""
+
+    def labels(wildcards, output):
+        import os
+
+        lineage = f"{output[0]}.lineage.md"
+        return {"item": item, "lineage": lineage if os.path.exists(lineage) else "none"}
+
+    return labels

@@ -14,7 +14,8 @@ rule predict:
         sampling=lambda wc: wf.eval_sampling(config, config["benchmarks"][wc.benchmark]["domain"]),
         backend=config["evaluation"]["backend"],
     resources:
-        gpu=config["evaluation"].get("gpus", 1) if config["evaluation"]["backend"] == "vllm" else 0,
+        # evaluation.gpus when set (either backend); otherwise 1 for vLLM, 0 for transformers on CPU
+        gpu=config["evaluation"].get("gpus", 1 if config["evaluation"]["backend"] == "vllm" else 0),
     threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/predict/{{model}}/{{benchmark}}.log",

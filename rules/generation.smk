@@ -58,3 +58,58 @@ rule take_size:
         "../envs/generation.yaml"
     script:
         "../scripts/generation/take_size.py"
+
+
+# Provenance pages built from the jobs' records: a data card per generated set (DATACARD.md beside the
+# pool) and, for tables and figures, `<output>.lineage.md` (every upstream job and file). `all` builds
+# the cards through `provenance_all`; `lineage_all` (or any `<output>.lineage.md` target) the pages.
+
+
+rule data_card:
+    input:
+        pool=f"{GEN}/pool.jsonl",
+        stats=f"{GEN}/pool.stats.json",
+        seeds=f"{R}/data/seeds/{{domain}}/{{method}}.jsonl",
+    output:
+        f"{GEN}/DATACARD.md",
+    params:
+        generator=lambda wc: config["generators"][wc.generator],
+        seed_source=lambda wc: config["seeds"][wc.domain][wc.method],
+    log:
+        f"{R}/logs/data_card/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    conda:
+        "../envs/generation.yaml"
+    script:
+        "../scripts/generation/data_card.py"
+
+
+rule lineage_md:
+    input:
+        f"{R}/analysis/{{artifact}}",
+    output:
+        f"{R}/analysis/{{artifact}}.lineage.md",
+    wildcard_constraints:
+        artifact=r".+\.(csv|md|tex|json|png|pdf|svg)",
+    log:
+        f"{R}/logs/lineage_md/{{artifact}}.log",
+    conda:
+        "../envs/generation.yaml"
+    script:
+        "../scripts/provenance/lineage_md.py"
+
+
+rule provenance_all:
+    input:
+        [f"{R}/generation/{g}/{d}/{m}/{v}/DATACARD.md" for g, d, m, v in wf.generated_sets(config)],
+
+
+rule lineage_all:
+    input:
+        lambda wc: [f"{path}.lineage.md" for path in rules.analysis_all.input],
+
+
+localrules:
+    data_card,
+    lineage_md,
+    provenance_all,
+    lineage_all,

@@ -305,12 +305,21 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
 
 def test_take_prefix(tmp_path):
     run(tmp_path, CannedBackend(), n=6)
-    assert take_prefix(tmp_path / "data_a.jsonl", tmp_path / "p4.jsonl", 4) == 4
+    assert take_prefix(tmp_path / "data_a.jsonl", tmp_path / "p4.jsonl", 4) == {
+        "size": 4,
+        "instances": 4,
+        "shortfall": 0,
+    }
     assert [r["index"] for r in read_jsonl(tmp_path / "p4.jsonl")] == [0, 1, 2, 3]
     assert read_jsonl(tmp_path / "p4.jsonl") == read_jsonl(tmp_path / "data_a.jsonl")[:4]
-    with pytest.raises(DataError, match="has 6 instances, fewer than the 10 asked for"):
-        take_prefix(tmp_path / "data_a.jsonl", tmp_path / "p10.jsonl", 10)
-    assert not (tmp_path / "p10.jsonl").exists()
+
+
+def test_take_prefix_of_a_short_pool_reports_the_shortfall(tmp_path, caplog):
+    run(tmp_path, CannedBackend(), n=6)
+    counts = take_prefix(tmp_path / "data_a.jsonl", tmp_path / "p10.jsonl", 10)
+    assert counts == {"size": 10, "instances": 6, "shortfall": 4}
+    assert read_jsonl(tmp_path / "p10.jsonl") == read_jsonl(tmp_path / "data_a.jsonl")
+    assert "fewer than the 10 asked for" in caplog.text
 
 
 @pytest.mark.slow
@@ -334,3 +343,27 @@ def test_real_smollm2_through_transformers(tmp_path, smollm2_dir):
     again = run(tmp_path, unused, tag="b", **kw)
     assert unused.requests == [] and again["calls_from_store"] == stats["calls"]
     assert (tmp_path / "data_a.jsonl").read_bytes() == (tmp_path / "data_b.jsonl").read_bytes()
+
+
+def flaky_until_attempt(k: int) -> Reply:
+    """Rejects attempts below k of every index (no [RESULT] tag), accepts from attempt k on."""
+
+    def reply(req: Request) -> str:
+        return no_result_tag(req) if req.meta["attempt"] < k else math_instance(req)
+
+    return reply
+
+
+def test_attempts_per_round_batches_retries_without_changing_the_result(tmp_path):
+    one = CannedBackend(flaky_until_attempt(2))
+    stats_one = run(tmp_path / "one", one, n=4, max_attempts=40, attempts_per_round=1)
+    four = CannedBackend(flaky_until_attempt(2))
+    stats_four = run(tmp_path / "four", four, n=4, max_attempts=40, attempts_per_round=4)
+    rows_one = read_jsonl(tmp_path / "one" / "data_a.jsonl")
+    rows_four = read_jsonl(tmp_path / "four" / "data_a.jsonl")
+    # Each index keeps its lowest valid attempt (2) either way: the same instances, same request ids.
+    assert [r["request_id"] for r in rows_one] == [r["request_id"] for r in rows_four]
+    assert stats_one["valid"] == stats_four["valid"] == 4
+    # One attempt per round needs 3 rounds of 4 calls; four per round asks 16 calls in a single round.
+    assert stats_one["calls"] == 12 and stats_four["calls"] == 16
+    assert stats_four["rejected"] == {"math_result_count": 8}

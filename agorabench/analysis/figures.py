@@ -3,6 +3,7 @@ overlaid. Uses matplotlib's object API (no pyplot, no global backend state: head
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,8 +24,17 @@ DOMAIN_COLORS = {
 PAPER_STYLE = {"marker": "D", "facecolor": "none", "edgecolor": "black", "zorder": 5}
 
 
-def save_figure(fig: Figure, out_stem: str | Path) -> list[Path]:
-    """Write `fig` as <out_stem>.png (150 dpi) and <out_stem>.pdf; returns both paths."""
+def add_note(fig: Figure, note: str | None) -> None:
+    """A caption-like note under the axes (what was run, why a fit is n/a); wrapped to the figure width."""
+    if note:
+        width = max(60, int(fig.get_figwidth() * 15))
+        text = "\n".join(textwrap.fill(par, width) for par in note.split("\n"))
+        fig.supxlabel(text, fontsize=7, ha="center")
+
+
+def save_figure(fig: Figure, out_stem: str | Path, note: str | None = None) -> list[Path]:
+    """Write `fig` (with `note` under it) as <out_stem>.png (150 dpi) and <out_stem>.pdf; returns both."""
+    add_note(fig, note)
     stem = Path(out_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
@@ -50,6 +60,7 @@ def plot_pgr_bars(
     paper: pd.DataFrame | None = None,
     labels: Mapping[str, str] | None = None,
     domains: Sequence[str] | None = None,
+    note: str | None = None,
 ) -> list[Path]:
     """PGR per generator x domain, one panel per method (a `pgr_matrix` frame). Undefined PGRs are marked
     'n/a'; `paper` (same layout, e.g. paper_table2()) is overlaid as hollow diamonds."""
@@ -84,17 +95,25 @@ def plot_pgr_bars(
     axes[0].set_ylabel("PGR (%)")
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncol=len(names), fontsize=9)
-    return save_figure(fig, out_stem)
+    return save_figure(fig, out_stem, note)
+
+
+def try_ols(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[OLSResult | None, str]:
+    """An OLS fit, or None and why not (too few points, no spread): small studies report n/a, not a crash."""
+    try:
+        return ols(x, y), ""
+    except ValueError as exc:
+        return None, str(exc).removeprefix("OLS: ")
 
 
 def _scatter_fit(ax, x: np.ndarray, y: np.ndarray, paper_fit: Mapping[str, float] | None) -> None:
     ax.scatter(x, y, s=22, alpha=0.8)
-    if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-        fit = ols(x, y)
+    fit, why = try_ols(x, y) if len(x) else (None, "no points")
+    if fit is not None:
         grid = np.linspace(x.min(), x.max(), 50)
         ax.plot(grid, fit.intercept + fit.slope * grid, color="C3", label=_fit_label(fit))
     else:
-        ax.plot([], [], " ", label="no fit (fewer than 3 points or no spread)")
+        ax.plot([], [], " ", label=textwrap.fill(f"fit: $R^2$ = n/a, p = n/a ({why})", 50))
     if paper_fit is not None:
         ax.plot(
             [], [], " ", label=f"paper: $R^2$ = {paper_fit['r_squared']:.3f}, p = {paper_fit['p_value']:.3e}"
@@ -109,6 +128,7 @@ def plot_problem_solving_vs_data_generation(
     *,
     paper_fits: pd.DataFrame | None = None,
     labels: Mapping[str, str] | None = None,
+    note: str | None = None,
 ) -> list[Path]:
     """Figure 4: PGR against problem-solving score with OLS fits (R^2 and p in the legend). `coarse`: one row
     per generator (generator, problem_solving, pgr); `fine`: one per setting (same columns). `paper_fits`:
@@ -134,7 +154,17 @@ def plot_problem_solving_vs_data_generation(
         )
     ax1.set_title("coarse: average per generator")
     ax2.set_title("fine: per generator x setting")
-    return save_figure(fig, out_stem)
+    return save_figure(fig, out_stem, note)
+
+
+def message_figure(title: str, message: str, out_stem: str | Path, note: str | None = None) -> list[Path]:
+    """A figure that says why it has nothing to plot (e.g. a PCA with too few data sets)."""
+    fig = Figure(figsize=(7, 3), layout="constrained")
+    ax = fig.subplots()
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(message, 70), ha="center", va="center", fontsize=10, wrap=True)
+    return save_figure(fig, out_stem, note)
 
 
 def plot_pca(
@@ -143,6 +173,7 @@ def plot_pca(
     *,
     paper_variance: pd.Series | None = None,
     labels: Mapping[str, str] | None = None,
+    note: str | None = None,
 ) -> list[Path]:
     """Figure 5: explained variance per principal component and the loadings heat map."""
     labels = dict(labels or {})
@@ -165,49 +196,106 @@ def plot_pca(
     ax2.set_yticks(np.arange(load.shape[0]), [labels.get(f, f) for f in load.index])
     ax2.set_title("loadings")
     fig.colorbar(image, ax=ax2, shrink=0.8)
-    return save_figure(fig, out_stem)
+    return save_figure(fig, out_stem, note)
 
 
 def plot_pgr_on_pcs(
     pgr: Sequence[float] | np.ndarray,
-    fit: OLSResult,
+    fit: OLSResult | None,
     out_stem: str | Path,
     *,
     paper: Mapping[str, float] | None = None,
+    scores: pd.DataFrame | None = None,
+    why: str = "",
+    note: str | None = None,
 ) -> list[Path]:
-    """Figure 6: observed PGR against the PGR predicted from the top principal components."""
+    """Figure 6: observed PGR against the PGR predicted from the top principal components. Without a fit
+    (too few points), PGR is drawn against PC1 (`scores`) and R^2 / p are reported as n/a with `why`."""
     y = np.asarray(pgr, dtype=float)
     fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.subplots()
-    ax.scatter(fit.fitted, y, s=22, alpha=0.8)
-    lo, hi = float(min(y.min(), fit.fitted.min())), float(max(y.max(), fit.fitted.max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-    ax.plot([], [], " ", label=_fit_label(fit, f"OLS on {fit.coef.size} PCs"))
+    if fit is not None:
+        ax.scatter(fit.fitted, y, s=22, alpha=0.8)
+        lo, hi = float(min(y.min(), fit.fitted.min())), float(max(y.max(), fit.fitted.max()))
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        ax.plot([], [], " ", label=_fit_label(fit, f"OLS on {fit.coef.size} PCs"))
+        ax.set_xlabel("predicted PGR (%)")
+    else:
+        if scores is not None and len(scores) == len(y):
+            ax.scatter(scores.iloc[:, 0], y, s=22, alpha=0.8)
+        ax.plot([], [], " ", label=textwrap.fill(f"OLS: $R^2$ = n/a, p = n/a ({why})", 45))
+        ax.set_xlabel("PC1 score")
     if paper is not None:
         ax.plot([], [], " ", label=f"paper: $R^2$ = {paper['r_squared']:.3f}, p < {paper['p_value_below']:g}")
-    ax.set_xlabel("predicted PGR (%)")
     ax.set_ylabel("observed PGR (%)")
     ax.legend(fontsize=8)
-    return save_figure(fig, out_stem)
+    return save_figure(fig, out_stem, note)
+
+
+COST_AXES = {
+    "size": "number of instances",
+    "cost_usd": "generation cost (USD)",
+    "tokens": "generated + prompt tokens",
+}
+
+
+def _cost_axis(ax, rows: pd.DataFrame, x: str, labels: Mapping[str, str]) -> None:
+    for key, grp in rows.groupby("line", sort=False):
+        grp = grp.sort_values("size")
+        ax.plot(grp[x], grp["pgr"], marker="o", label=labels.get(key, key))
+    values = rows[x].to_numpy(float)
+    if x != "size" and len(values) and (values > 0).all() and values.max() / values.min() > 10:
+        ax.set_xscale("log")
+    if x == "size" and len(values) and values.max() >= 1000:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}K"))
+    ax.set_xlabel(COST_AXES[x])
 
 
 def plot_cost(
-    rows: pd.DataFrame, out_stem: str | Path, *, labels: Mapping[str, str] | None = None
+    rows: pd.DataFrame,
+    out_stem: str | Path,
+    *,
+    labels: Mapping[str, str] | None = None,
+    paper: pd.DataFrame | None = None,
+    note: str | None = None,
 ) -> list[Path]:
-    """Figure 7: PGR against the number of instances and against generation cost (USD), one line per
-    generator. `rows`: generator, size, cost_usd, pgr (undefined PGRs are left out)."""
+    """Figure 7: PGR against the number of instances, generation cost (USD) and (when given, column
+    `tokens`) tokens; one line per generator (and method, when several), one column per domain when `rows`
+    has a `domain` column. `rows`: generator, size, cost_usd, pgr[, domain, method, tokens]; undefined PGRs
+    are left out. `paper`: generator, domain, size, pgr points drawn as hollow diamonds on the size axis."""
     _require(rows, ["generator", "size", "cost_usd", "pgr"], "cost rows")
     labels = dict(labels or {})
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, sharey=True)
-    for gen, grp in rows.dropna(subset=["pgr"]).groupby("generator", sort=False):
-        grp = grp.sort_values("size")
-        ax1.plot(grp["size"], grp["pgr"], marker="o", label=labels.get(gen, gen))
-        ax2.plot(grp["cost_usd"], grp["pgr"], marker="o", label=labels.get(gen, gen))
-    ax1.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}K"))
-    ax1.set_xlabel("number of instances")
-    ax1.set_ylabel("PGR (%)")
-    ax2.set_xlabel("generation cost (USD)")
-    ax2.set_xscale("log")
-    ax1.legend(fontsize=8)
-    return save_figure(fig, out_stem)
+    rows = rows.dropna(subset=["pgr"]).copy()
+    if "domain" not in rows:
+        rows["domain"] = "all"
+    several = "method" in rows and rows["method"].nunique() > 1
+    rows["line"] = [
+        f"{labels.get(g, g)} ({METHOD_LABELS.get(m, m)})" if several else labels.get(g, g)
+        for g, m in zip(rows["generator"], rows.get("method", rows["generator"]), strict=True)
+    ]
+    xs = [x for x in COST_AXES if x in rows and rows[x].notna().any()]
+    domains = list(dict.fromkeys(rows["domain"])) or ["all"]
+    fig = Figure(figsize=(3.6 * len(domains) + 1, 3.0 * len(xs) + 0.6), layout="constrained")
+    axes = fig.subplots(len(xs), len(domains), squeeze=False, sharey="col")
+    for j, domain in enumerate(domains):
+        sub = rows[rows["domain"] == domain]
+        for i, x in enumerate(xs):
+            _cost_axis(axes[i, j], sub.dropna(subset=[x]), x, {})
+        axes[0, j].set_title(COLUMN_LABELS.get(domain, domain))
+        if paper is not None:
+            ref = paper[paper["domain"] == domain]
+            for _, r in ref.iterrows():
+                axes[0, j].scatter([r["size"]], [r["pgr"]], s=30, **PAPER_STYLE)
+            if len(ref):
+                axes[0, j].scatter([], [], s=30, label="paper (Table 2)", **PAPER_STYLE)
+    for i in range(len(xs)):
+        axes[i, 0].set_ylabel("PGR (%)")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    for ax in axes[0, 1:]:
+        for h, n in zip(*ax.get_legend_handles_labels(), strict=True):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    if names:
+        fig.legend(handles, names, loc="outside upper center", ncol=min(len(names), 4), fontsize=8)
+    return save_figure(fig, out_stem, note)

@@ -1,18 +1,40 @@
-"""Stage functions of the analysis rules: scores table, PGR tables and the PGR figure."""
+"""Stage functions of the analysis rules: scores and PGR tables, the paper's Tables 5 and 8 and Figures 4-7
+beside the paper's numbers, and the intrinsic metrics of each generated set."""
 
 from __future__ import annotations
 
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from agorabench.analysis.figures import plot_pgr_bars
+from agorabench.analysis import intrinsic, paper, study
+from agorabench.analysis.figures import (
+    message_figure,
+    plot_cost,
+    plot_pca,
+    plot_pgr_bars,
+    plot_pgr_on_pcs,
+    plot_problem_solving_vs_data_generation,
+    try_ols,
+)
 from agorabench.analysis.pgr import UndefinedPGRWarning, collect_scores, pgr_matrix, pgr_table
+from agorabench.analysis.regression import (
+    PCAResult,
+    domain_problem_solving,
+    fig4_points,
+    intrinsic_features,
+    pca,
+)
+from agorabench.analysis.tables import NA, format_value, meta_prompt_table, write_pgr_tables, write_table
 from agorabench.analysis.tables import scores_table as wide_scores
-from agorabench.analysis.tables import write_pgr_tables, write_table
+from agorabench.analysis.tables import to_markdown as to_markdown_text
+from agorabench.jsonl import write_json, write_text
+from agorabench.llm.base import Sampling
+from agorabench.llm.store import CallStore
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +85,375 @@ def figure_pgr(long_csv: str, *, main: Mapping[str, Any], png_path: str, pdf_pat
     if not expected <= {str(p) for p in paths}:
         raise RuntimeError(f"figure written to {paths}, expected {sorted(expected)}")
     return {"generators": matrix.index.get_level_values("generator").nunique()}
+
+
+# The paper's tables and figures beside ours (rules/analysis.smk). Each function reads only its inputs.
+
+
+def _note(*parts: str | None) -> str:
+    return "\n".join(p for p in parts if p)
+
+
+def _write_figure(paths: Sequence[Path], png_path: str, pdf_path: str) -> None:
+    if {str(p) for p in paths} != {png_path, pdf_path}:
+        raise RuntimeError(f"figure written to {paths}, expected {png_path} and {pdf_path}")
+
+
+def _cell(ours: float, theirs: float) -> str:
+    return f"{format_value(ours)} / {format_value(theirs)}"
+
+
+def pgr_vs_paper(pgr_csv: str, *, csv_path: str, md_path: str) -> dict[str, Any]:
+    """Table 2 beside the paper's: a long CSV (generator, method, domain, ours, paper) and a Markdown table
+    of 'ours / paper' cells (paper n/a for generators the paper did not run)."""
+    ours = pd.read_csv(pgr_csv, index_col=[0, 1], na_values=[NA])
+    theirs = paper.paper_table2()
+    long = study.beside(study.wide_long(ours), study.wide_long(theirs), ["generator", "method", "domain"])
+    long.to_csv(csv_path, index=False, na_rep=NA)
+    cells = ours.copy().astype(object)
+    for (g, m), row in ours.iterrows():
+        for col in ours.columns:
+            ref = theirs.at[(g, m), col] if (g, m) in theirs.index and col in theirs else float("nan")
+            cells.at[(g, m), col] = _cell(row[col], ref)
+    lines = [
+        "PGR (%) of this run / the paper's Table 2 (n/a: undefined here, or not run in the paper).",
+        "",
+        to_markdown_text(cells),
+    ]
+    write_text(Path(md_path), "\n".join(lines))
+    shared = sorted(set(ours.index.get_level_values(0)) & set(theirs.index.get_level_values(0)))
+    return {"rows": len(long), "generators_in_paper": len(shared)}
+
+
+def table5(
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    ablation: Mapping[str, Any],
+    csv_path: str,
+    md_path: str,
+    tex_path: str,
+    paper_csv_path: str,
+) -> dict[str, Any]:
+    """Table 5 (meta-prompt ablation) and a long CSV of ours beside the paper's."""
+    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    t5 = meta_prompt_table(
+        table,
+        variants=ablation["variants"],
+        methods=ablation["methods"],
+        generators=ablation["generators"],
+        size=int(ablation["size"]),
+    )
+    write_table(t5, csv_path, md_path, tex_path, caption="PGR (%) per meta-prompt variant (Table 5 layout).")
+    keys = ["method", "generator", "variant", "domain"]
+    long = study.beside(study.wide_long(t5), study.wide_long(paper.paper_table5()), keys)
+    long.to_csv(paper_csv_path, index=False, na_rep=NA)
+    return {"rows": len(t5), "undefined_pgr_warnings": undefined}
+
+
+def table8(
+    intrinsic_paths: Sequence[str],
+    *,
+    domains: Sequence[str],
+    csv_path: str,
+    md_path: str,
+    tex_path: str,
+    paper_csv_path: str,
+) -> dict[str, Any]:
+    """Table 8 (intrinsic metrics): rows (metric, generator, method), columns the domains and their average;
+    disabled metrics are listed under the Markdown table; a long CSV puts ours beside the paper's."""
+    long, disabled = study.intrinsic_long(intrinsic_paths)
+    long = study.with_average(long, domains)
+    wide = long.pivot_table(
+        index=["metric", "generator", "method"], columns="domain", values="value", dropna=False, sort=False
+    )
+    wide = wide.reindex(columns=[*domains, "average"])
+    wide.columns.name = None
+    write_table(wide, csv_path, md_path, tex_path, digits=3, caption="Intrinsic metrics (Table 8 layout).")
+    if disabled:
+        notes = "\n".join(f"- `{name}` not measured: {why}" for name, why in disabled.items())
+        write_text(Path(md_path), Path(md_path).read_text(encoding="utf-8") + "\n" + notes + "\n")
+    keys = ["metric", "generator", "method", "domain"]
+    study.beside(long, paper.paper_table8(), keys).to_csv(paper_csv_path, index=False, na_rep=NA)
+    return {"metrics": long["metric"].nunique(), "sets": len(intrinsic_paths), "disabled": len(disabled)}
+
+
+def _fit_row(name: str, df: pd.DataFrame, paper_fits: pd.DataFrame) -> dict[str, Any]:
+    fit, why = try_ols(df["problem_solving"].to_numpy(float), df["pgr"].to_numpy(float))
+    ref = paper_fits.loc[name] if name in paper_fits.index else {}
+    return {
+        "analysis": name,
+        "n_points": len(df),
+        "r_squared": fit.r_squared if fit else None,
+        "p_value": fit.p_value if fit else None,
+        "slope": fit.slope if fit else None,
+        "why_na": why,
+        "paper_n_points": ref.get("n_points"),
+        "paper_r_squared": ref.get("r_squared"),
+        "paper_p_value": ref.get("p_value"),
+    }
+
+
+def figure4(
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    main: Mapping[str, Any],
+    problem_solving: Mapping[str, Any],
+    problem_solving_scores: Sequence[str],
+    png_path: str,
+    pdf_path: str,
+    points_csv: str,
+    fits_csv: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Figure 4: PGR against the generators' problem-solving scores, coarse (per generator) and fine (per
+    generator x setting), with OLS R^2 and p beside the paper's (n/a with too few points)."""
+    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    ps = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
+    coarse, fine = fig4_points(matrix, ps, benchmarks)
+    pd.concat([coarse.assign(analysis="coarse"), fine.assign(analysis="fine")]).to_csv(
+        points_csv, index=False, na_rep=NA
+    )
+    fits = pd.DataFrame([_fit_row(n, d, paper.paper_fig4()) for n, d in (("coarse", coarse), ("fine", fine))])
+    fits.to_csv(fits_csv, index=False, na_rep=NA)
+    source = f"problem-solving scores: {problem_solving.get('source', 'paper')}"
+    paths = plot_problem_solving_vs_data_generation(
+        coarse,
+        fine,
+        png_path.removesuffix(".png"),
+        paper_fits=paper.paper_fig4(),
+        labels=paper.generator_labels(),
+        note=_note(note, source),
+    )
+    _write_figure(paths, png_path, pdf_path)
+    return {"coarse_points": len(coarse), "fine_points": len(fine), "undefined_pgr_warnings": undefined}
+
+
+def _features(
+    intrinsic_paths: Sequence[str],
+    problem_solving: Mapping[str, Any] | None,
+    benchmarks: Mapping[str, str],
+    problem_solving_scores: Sequence[str],
+) -> tuple[pd.DataFrame, list[str]]:
+    """Figures 5/6 features per (generator, method, domain), with the columns PCA cannot use left out."""
+    long, _ = study.intrinsic_long(intrinsic_paths)
+    notes = []
+    ps = None
+    if problem_solving is not None:
+        table = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
+        ps = domain_problem_solving(table, benchmarks)
+    else:
+        notes.append("problem_solving left out: no problem-solving scores for these generators")
+    features, dropped = study.clean_features(intrinsic_features(long, ps))
+    return features, notes + dropped
+
+
+def _pca_or_none(features: pd.DataFrame, k: int) -> tuple[PCAResult | None, str]:
+    n, p = features.shape
+    if n < 2 or p < 2:
+        return None, f"PCA needs at least 2 data sets and 2 usable features; have {n} and {p}"
+    return pca(features, n_components=min(k, n, p)), ""
+
+
+def figure5(
+    intrinsic_paths: Sequence[str],
+    *,
+    problem_solving: Mapping[str, Any] | None,
+    problem_solving_scores: Sequence[str],
+    benchmarks: Mapping[str, str],
+    components: int,
+    png_path: str,
+    pdf_path: str,
+    variance_csv: str,
+    loadings_csv: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Figure 5: PCA of the intrinsic metrics (and problem-solving scores): explained variance and loadings,
+    each beside the paper's."""
+    features, notes = _features(intrinsic_paths, problem_solving, benchmarks, problem_solving_scores)
+    result, why = _pca_or_none(features, components)
+    paper_var, paper_load = paper.paper_fig5()
+    n, p = features.shape
+    small = f"only {n} data sets for {p} features: the components are not stable" if 0 < n < 2 * p else ""
+    caption = _note(note, *notes, small, why)
+    stem = png_path.removesuffix(".png")
+    if result is None:
+        _write_figure(message_figure("Figure 5: PCA", why, stem, caption), png_path, pdf_path)
+        pd.DataFrame(columns=["component", "ours", "paper"]).to_csv(variance_csv, index=False)
+        pd.DataFrame(columns=["feature", "component", "ours", "paper"]).to_csv(loadings_csv, index=False)
+        return {"data_sets": n, "features": p, "components": 0}
+    var = pd.DataFrame({"ours": result.explained_variance, "paper": paper_var}).rename_axis("component")
+    var.reset_index().to_csv(variance_csv, index=False, na_rep=NA)
+    ours = result.loadings.rename_axis("feature").stack().rename("ours")
+    theirs = paper_load.stack().rename("paper")
+    load = pd.concat([ours, theirs], axis=1).rename_axis(["feature", "component"]).reset_index()
+    load.to_csv(loadings_csv, index=False, na_rep=NA)
+    paths = plot_pca(result, stem, paper_variance=paper_var, note=caption)
+    _write_figure(paths, png_path, pdf_path)
+    return {"data_sets": n, "features": p, "components": len(result.explained_variance)}
+
+
+def figure6(
+    intrinsic_paths: Sequence[str],
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    main: Mapping[str, Any],
+    problem_solving: Mapping[str, Any] | None,
+    problem_solving_scores: Sequence[str],
+    components: int,
+    png_path: str,
+    pdf_path: str,
+    fit_csv: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Figure 6: OLS of PGR on the top principal components of the intrinsic metrics (data sets with a
+    defined PGR); R^2 and p beside the paper's, n/a when there are too few points."""
+    features, notes = _features(intrinsic_paths, problem_solving, benchmarks, problem_solving_scores)
+    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    pgr = pd.Series([matrix.at[(g, m), d] for g, m, d in features.index], index=features.index, dtype=float)
+    keep = pgr.notna()
+    features, pgr = features[keep], pgr[keep]
+    result, why = _pca_or_none(features, components)
+    fit = None
+    if result is not None:
+        fit, why = try_ols(result.scores.to_numpy(), pgr.to_numpy())
+    ref = paper.paper_fig6()
+    k = 0 if result is None else result.scores.shape[1]
+    row = {
+        "n_points": int(keep.sum()),
+        "components": k,
+        "r_squared": fit.r_squared if fit else None,
+        "p_value": fit.p_value if fit else None,
+        "why_na": why,
+        "paper_r_squared": ref["r_squared"],
+        "paper_p_value_below": ref["p_value_below"],
+    }
+    pd.DataFrame([row]).to_csv(fit_csv, index=False, na_rep=NA)
+    dropped = f"{int((~keep).sum())} data set(s) without a defined PGR left out" if (~keep).any() else ""
+    caption = _note(note, *notes, dropped)
+    scores = result.scores if result is not None else None
+    paths = plot_pgr_on_pcs(
+        pgr.to_numpy(), fit, png_path.removesuffix(".png"), paper=ref, scores=scores, why=why, note=caption
+    )
+    _write_figure(paths, png_path, pdf_path)
+    return {"points": row["n_points"], "components": k, "undefined_pgr_warnings": undefined}
+
+
+def figure7(
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    stats_paths: Sequence[str],
+    png_path: str,
+    pdf_path: str,
+    csv_path: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Figure 7: PGR against the number of instances, dollars and tokens of generation (the pool's ledger
+    pro rata to the instances used), per domain and on average; the paper's 10K Table 2 points beside."""
+    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    rows = study.cost_rows(table, study.read_ledgers(stats_paths))
+    rows.to_csv(csv_path, index=False, na_rep=NA)
+    gens = list(dict.fromkeys(rows["generator"]))
+    theirs = study.paper_cost_points(gens, list(dict.fromkeys(rows["method"])))
+    theirs = theirs[theirs["domain"].isin(set(rows["domain"]))]
+    notes = [] if len(theirs) else ["the paper ran none of these generators: no paper points"]
+    if rows["cost_usd"].fillna(0).eq(0).all():
+        notes.append("every generation cost is $0 (local models priced at 0): the dollar axis is flat")
+    paths = plot_cost(
+        rows,
+        png_path.removesuffix(".png"),
+        labels=paper.generator_labels(),
+        paper=theirs if len(theirs) else None,
+        note=_note(note, *notes),
+    )
+    _write_figure(paths, png_path, pdf_path)
+    return {"points": int(rows["pgr"].notna().sum()), "rows": len(rows), "undefined_pgr_warnings": undefined}
+
+
+# Intrinsic metrics of one generated set ---------------------------------------------------------------
+
+
+def intrinsic_judge(
+    set_path: str,
+    *,
+    set_meta: Mapping[str, Any],
+    judges: Mapping[str, Mapping[str, Any]],
+    rubrics: Mapping[str, str],
+    sampling: Mapping[str, Any],
+    max_instances: int | None,
+    out_path: str,
+) -> dict[str, Any]:
+    """Instruction difficulty and response quality (1-5) of one generated set by each judge. `judges`:
+    metric suffix -> {name: key of `judges`, spec: backend spec}. Calls are stored beside the output."""
+    from agorabench.llm.factory import make_backend
+
+    records = intrinsic.read_set(set_path, max_instances)
+    samp = Sampling.from_config(dict(sampling), key="intrinsic.judge.sampling")
+    store = CallStore(Path(out_path).with_name(Path(out_path).name.split(".")[0] + ".judge_calls.jsonl"))
+    metrics: dict[str, Any] = {}
+    for suffix, judge in judges.items():
+        with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
+            for aspect, rubric in rubrics.items():
+                template = intrinsic.load_rubric(rubric, aspect)
+                result = intrinsic.judge_aspect(
+                    backend, records, template, aspect=aspect, sampling=samp, store=store
+                )
+                metrics[f"{aspect}_{suffix}"] = result | {"judge": judge["name"]}
+    record = {"set": dict(set_meta) | {"path": set_path, "instances": len(records)}, "metrics": metrics}
+    write_json(out_path, record)
+    return {k: v["unparsed"] for k, v in metrics.items()} | {"instances": len(records)}
+
+
+def intrinsic_models(
+    set_path: str,
+    *,
+    set_meta: Mapping[str, Any],
+    perplexity: Mapping[str, Any] | None,
+    reward: Mapping[str, Any] | None,
+    diversity: Mapping[str, Any] | None,
+    disabled: Mapping[str, str],
+    max_instances: int | None,
+    out_path: str,
+) -> dict[str, Any]:
+    """Perplexity, reward-model quality and diversity of one generated set; a None spec skips the metric
+    (its reason is in `disabled`, metric name -> reason)."""
+    records = intrinsic.read_set(set_path, max_instances)
+    metrics: dict[str, Any] = {}
+    if perplexity is not None:
+        p = dict(perplexity)
+        kw = {k: p[k] for k in ("target", "batch_size", "max_length", "dtype") if k in p}
+        metrics["perplexity"] = intrinsic.perplexity(records, p["model_dir"], **kw) | {"model": p["model"]}
+    if reward is not None:
+        r = dict(reward)
+        kw = {k: r[k] for k in ("batch_size", "max_length", "dtype") if k in r}
+        result = intrinsic.reward_scores(records, r["model_dir"], **kw)
+        model = {k: r[k] for k in ("model", "hub", "revision") if k in r}
+        metrics[f"response_quality_{r['name']}"] = result | {"model": model}
+    if diversity is not None:
+        model, name = intrinsic.load_embedder(diversity["embedder"])
+        batch = int(diversity.get("batch_size", 64))
+        for field in ("instruction", "response"):
+            texts = [rec[field] for rec in records]
+            metrics[f"{field}_diversity"] = intrinsic.diversity(
+                texts, model, batch_size=batch, model_name=name
+            )
+    record = {
+        "set": dict(set_meta) | {"path": set_path, "instances": len(records)},
+        "metrics": metrics,
+        "disabled": dict(disabled),
+    }
+    write_json(out_path, record)
+    return {"instances": len(records), "metrics": len(metrics), "disabled": len(disabled)}

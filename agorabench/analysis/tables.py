@@ -39,7 +39,9 @@ TEX_MARKS = {BEST: "\\textbf{{{}}}", SECOND: "\\underline{{{}}}"}
 
 
 def format_value(value: float, digits: int = 1) -> str:
-    """A number with `digits` decimals; NaN/None (an undefined PGR) as 'n/a'."""
+    """A number with `digits` decimals; NaN/None (an undefined PGR) as 'n/a'; text as it is."""
+    if isinstance(value, str):
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NA
     return f"{value:.{digits}f}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import time
 from collections import Counter
@@ -32,6 +33,8 @@ from agorabench.generation.prompts import Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = (
     "You write training data for language models. Follow the guidelines, requirements and examples "
@@ -385,12 +388,17 @@ def _stats(
     }
 
 
-def take_prefix(in_path: str | Path, out_path: str | Path, size: int) -> int:
-    """Write the first `size` instances (by index) of a generated set; the cost study's data sizes."""
+def take_prefix(in_path: str | Path, out_path: str | Path, size: int) -> dict[str, int]:
+    """Write the first `size` instances (by index) of a generated set; the cost study's data sizes.
+
+    A pool that fell short (its stats report the shortfall) gives all it has: the count written and the
+    shortfall are returned for the job record and logged, never hidden.
+    """
     rows = read_jsonl(in_path, required=("index", "instruction", "response"))
     if not isinstance(size, int) or size < 0:
         raise ConfigError("size", f"must be an integer >= 0, got {size!r}")
     if len(rows) < size:
-        raise DataError(in_path, f"has {len(rows)} instances, fewer than the {size} asked for")
+        log.warning("%s has %d instances, fewer than the %d asked for", in_path, len(rows), size)
     rows.sort(key=lambda r: r["index"])
-    return write_jsonl(out_path, rows[:size])
+    written = write_jsonl(out_path, rows[:size])
+    return {"size": size, "instances": written, "shortfall": size - written}

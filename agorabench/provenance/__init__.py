@@ -1,4 +1,5 @@
-"""Provenance: a record beside every job's outputs saying what ran, on what, and what came out."""
+"""Provenance: a record beside every job's outputs saying what ran, on what, and what came out; the
+lineage of any result rebuilt from those records (trace, verify, lineage Markdown) and data cards."""
 
 from agorabench.provenance.record import job
 

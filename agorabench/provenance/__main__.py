@@ -1,0 +1,5 @@
+import sys
+
+from agorabench.provenance.cli import main
+
+sys.exit(main())

@@ -1,0 +1,373 @@
+"""The stage functions of the paper's tables and figures, on a study rebuilt from the paper's own numbers
+(score files whose PGRs are Table 2's and Table 5's, intrinsic records holding Table 8's), and on a tiny
+study where the fits must report n/a rather than crash."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agorabench.analysis import paper, stage
+from agorabench.analysis.pgr import BENCHMARK_DOMAINS, DOMAINS
+from agorabench.errors import DataError
+
+S0, GAP = 20.0, 40.0  # every benchmark: S0 = 20, S_ref = 60, so a student's score is S0 + PGR% x 0.4
+
+
+def write_json(path: Path, obj: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+    return str(path)
+
+
+def score_file(root: Path, model: str, bench: str, value: float) -> str:
+    rec = {"model": model, "benchmark": bench, "kind": "math", "metric": "accuracy", "value": value, "n": 10}
+    return write_json(root / "evaluation" / model / bench / "score.json", rec)
+
+
+def student(gen: str, domain: str, method: str, variant: str = "agorabench", size: int = 10000) -> dict:
+    model = f"students/{gen}/{domain}/{method}/{variant}/n{size}"
+    return {
+        "model": model,
+        "generator": gen,
+        "domain": domain,
+        "method": method,
+        "variant": variant,
+        "size": size,
+    }
+
+
+def study_from_pgr(root: Path, cells: list[tuple[dict, float]]) -> tuple[list[str], list[dict]]:
+    """Score files giving each student its PGR on both benchmarks of its domain (plus S0 and S_ref)."""
+    paths = [
+        score_file(root, m, b, v)
+        for m, v in (("base", S0), ("reference", S0 + GAP))
+        for b in BENCHMARK_DOMAINS
+    ]
+    for st, pgr in cells:
+        for bench, domain in BENCHMARK_DOMAINS.items():
+            if domain == st["domain"]:
+                paths.append(score_file(root, st["model"], bench, S0 + pgr / 100 * GAP))
+    return paths, [st for st, _ in cells]
+
+
+def table2_cells() -> list[tuple[dict, float]]:
+    t2 = paper.paper_table2()
+    return [(student(g, d, m), t2.at[(g, m), d]) for g, m in t2.index for d in DOMAINS]
+
+
+@pytest.fixture(scope="module")
+def paper_study(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("paper_study")
+    paths, students = study_from_pgr(root, table2_cells())
+    intrinsic = []
+    t8 = paper.paper_table8()
+    for (gen, method, domain), grp in t8[t8["domain"] != "average"].groupby(
+        ["generator", "method", "domain"]
+    ):
+        rec = {
+            "set": {
+                "generator": gen,
+                "domain": domain,
+                "method": method,
+                "variant": "agorabench",
+                "size": "10000",
+            },
+            "metrics": {m: {"value": v} for m, v in zip(grp["metric"], grp["value"], strict=True)},
+        }
+        intrinsic.append(write_json(root / "intrinsic" / gen / domain / method / "n10000.json", rec))
+    return {"root": root, "scores": paths, "students": students, "intrinsic": intrinsic}
+
+
+MAIN = {"variant": "agorabench", "size": 10000}
+
+
+def test_pgr_vs_paper_reproduces_table2(paper_study, tmp_path):
+    from agorabench.analysis.stage import pgr_tables
+
+    root = paper_study["root"]
+    scores_csv = str(tmp_path / "scores.csv")
+    stage.scores_table(paper_study["scores"], csv_path=scores_csv, md_path=str(tmp_path / "scores.md"))
+    out = {k: str(tmp_path / f"pgr.{k}") for k in ("long", "csv", "md", "tex")}
+    pgr_tables(
+        scores_csv=scores_csv,
+        students=paper_study["students"],
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        main=MAIN,
+        long_path=out["long"],
+        csv_path=out["csv"],
+        md_path=out["md"],
+        tex_path=out["tex"],
+    )
+    counts = stage.pgr_vs_paper(
+        out["csv"], csv_path=str(tmp_path / "vs.csv"), md_path=str(tmp_path / "vs.md")
+    )
+    assert counts["generators_in_paper"] == 6 and root.is_dir()
+    long = pd.read_csv(tmp_path / "vs.csv")
+    domain_rows = long[long["domain"] != "average"]
+    assert len(domain_rows) == 54
+    assert np.allclose(domain_rows["ours"], domain_rows["paper"], atol=1e-9)
+    assert "20.6 / 20.6" in (tmp_path / "vs.md").read_text()  # GPT-4o, instance generation, math
+
+
+def test_table5_reproduces_the_paper(tmp_path):
+    t5 = paper.paper_table5()
+    cells = [(student(g, d, m, v), t5.at[(m, g, v), d]) for m, g, v in t5.index for d in DOMAINS]
+    paths, students = study_from_pgr(tmp_path, cells)
+    ablation = {
+        "variants": ["agorabench", "unoptimized", "json"],
+        "generators": ["gpt-4o-mini", "llama-3.1-70b-instruct", "llama-3.1-8b-instruct"],
+        "methods": ["instance_generation", "quality_enhancement"],
+        "size": 10000,
+    }
+    out = {k: str(tmp_path / f"t5.{k}") for k in ("csv", "md", "tex", "paper")}
+    stage.table5(
+        score_paths=paths,
+        students=students,
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        ablation=ablation,
+        csv_path=out["csv"],
+        md_path=out["md"],
+        tex_path=out["tex"],
+        paper_csv_path=out["paper"],
+    )
+    long = pd.read_csv(out["paper"])
+    assert len(long) == 18 * 4
+    dom = long[long["domain"] != "average"]
+    assert np.allclose(dom["ours"], dom["paper"], atol=1e-9)
+    avg = long[long["domain"] == "average"]
+    assert (avg["ours"] - avg["paper"]).abs().max() < 0.1  # printed averages are rounded (one is off by 0.07)
+
+
+def test_table8_and_paper_beside(paper_study, tmp_path):
+    out = {k: str(tmp_path / f"t8.{k}") for k in ("csv", "md", "tex", "paper")}
+    counts = stage.table8(
+        paper_study["intrinsic"],
+        domains=DOMAINS,
+        csv_path=out["csv"],
+        md_path=out["md"],
+        tex_path=out["tex"],
+        paper_csv_path=out["paper"],
+    )
+    assert counts == {"metrics": 8, "sets": 54, "disabled": 0}
+    long = pd.read_csv(out["paper"])
+    dom = long[long["domain"] != "average"]
+    assert len(dom) == 8 * 54 and np.allclose(dom["ours"], dom["paper"])
+    avg = long[long["domain"] == "average"]
+    assert (avg["ours"] - avg["paper"]).abs().max() < 0.03  # the paper rounds; one average is misprinted
+
+
+def test_figure4_reproduces_the_paper_fits(paper_study, tmp_path):
+    out = {k: str(tmp_path / f"f4.{k}") for k in ("png", "pdf", "points", "fits")}
+    counts = stage.figure4(
+        score_paths=paper_study["scores"],
+        students=paper_study["students"],
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        main=MAIN,
+        problem_solving={"source": "paper"},
+        problem_solving_scores=[],
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        points_csv=out["points"],
+        fits_csv=out["fits"],
+        note="test",
+    )
+    assert counts["coarse_points"] == 6 and counts["fine_points"] == 54
+    fits = pd.read_csv(out["fits"]).set_index("analysis")
+    # Our fine fit of Table 2 on Table 7 domain means is the paper's (its coarse fit uses Table 3's averages).
+    assert fits.at["fine", "r_squared"] == pytest.approx(fits.at["fine", "paper_r_squared"], abs=0.002)
+    assert fits.at["fine", "p_value"] == pytest.approx(fits.at["fine", "paper_p_value"], rel=0.05)
+    assert Path(out["png"]).stat().st_size > 1000 and Path(out["pdf"]).read_bytes().startswith(b"%PDF")
+
+
+def test_figure5_and_figure6_from_table8(paper_study, tmp_path):
+    ps = {"source": "paper"}
+    out = {k: str(tmp_path / f"f5.{k}") for k in ("png", "pdf", "variance", "loadings")}
+    counts = stage.figure5(
+        paper_study["intrinsic"],
+        problem_solving=ps,
+        problem_solving_scores=[],
+        benchmarks=BENCHMARK_DOMAINS,
+        components=5,
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        variance_csv=out["variance"],
+        loadings_csv=out["loadings"],
+    )
+    assert counts == {"data_sets": 54, "features": 9, "components": 5}
+    var = pd.read_csv(out["variance"])
+    assert (var["ours"] - var["paper"]).abs().max() < 5  # close to the printed variance
+    out6 = {k: str(tmp_path / f"f6.{k}") for k in ("png", "pdf", "fit")}
+    stage.figure6(
+        paper_study["intrinsic"],
+        score_paths=paper_study["scores"],
+        students=paper_study["students"],
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        main=MAIN,
+        problem_solving=ps,
+        problem_solving_scores=[],
+        components=5,
+        png_path=out6["png"],
+        pdf_path=out6["pdf"],
+        fit_csv=out6["fit"],
+    )
+    fit = pd.read_csv(out6["fit"]).iloc[0]
+    assert fit["n_points"] == 54 and fit["components"] == 5
+    assert 0 < fit["r_squared"] < 1 and fit["p_value"] < 0.05
+
+
+def ledger(root: Path, gen: str, domain: str, valid: int, cost: float | None) -> str:
+    rec = {"generator": gen, "domain": domain, "method": "instance_generation", "variant": "agorabench"}
+    rec |= {"valid": valid, "cost_usd": cost, "input_tokens": 1000 * valid, "output_tokens": 500 * valid}
+    return write_json(root / "generation" / gen / domain / "pool.stats.json", rec)
+
+
+def test_figure7_prorates_the_ledger_and_averages_domains(tmp_path):
+    cells = [
+        (student("gpt-4o-mini", d, "instance_generation", size=n), 10.0 + n / 2000)
+        for d in DOMAINS
+        for n in (10000, 50000)
+    ]
+    cells += [(student("gpt-4o", d, "instance_generation"), 40.0) for d in DOMAINS]
+    paths, students = study_from_pgr(tmp_path, cells)
+    stats = [ledger(tmp_path, "gpt-4o-mini", d, 50000, 5.0) for d in DOMAINS]
+    stats += [ledger(tmp_path, "gpt-4o", d, 10000, 8.0) for d in DOMAINS]
+    out = {k: str(tmp_path / f"f7.{k}") for k in ("png", "pdf", "csv")}
+    stage.figure7(
+        score_paths=paths,
+        students=students,
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        stats_paths=stats,
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        csv_path=out["csv"],
+    )
+    rows = pd.read_csv(out["csv"]).set_index(["generator", "domain", "size"])
+    assert rows.at[("gpt-4o-mini", "math", 10000), "cost_usd"] == pytest.approx(1.0)  # 10K of a $5 50K pool
+    assert rows.at[("gpt-4o-mini", "average", 50000), "cost_usd"] == pytest.approx(15.0)
+    assert rows.at[("gpt-4o-mini", "average", 50000), "pgr"] == pytest.approx(35.0)
+    assert rows.at[("gpt-4o", "code", 10000), "tokens"] == pytest.approx(15e6)
+    with pytest.raises(DataError, match=r"pool\.stats\.json"):
+        stage.figure7(
+            score_paths=paths,
+            students=students,
+            benchmarks=BENCHMARK_DOMAINS,
+            eps=1e-6,
+            stats_paths=stats[:3],
+            png_path=out["png"],
+            pdf_path=out["pdf"],
+            csv_path=out["csv"],
+        )
+
+
+def tiny_intrinsic(root: Path, gens: list[str], constant: bool = False) -> list[str]:
+    paths = []
+    for i, g in enumerate(gens):
+        rec = {
+            "set": {
+                "generator": g,
+                "domain": "math",
+                "method": "instance_generation",
+                "variant": "agorabench",
+            },
+            "metrics": {
+                "instruction_diversity": {"value": 0.3 + 0.1 * i},
+                "perplexity": {"value": 2.0 if constant else 2.0 + i},
+                "instruction_difficulty_j": {"value": None},  # every verdict unparsed
+            },
+            "disabled": {"response_quality_reward": "no reward model offline"},
+        }
+        paths.append(write_json(root / g / "n4.models.json", rec))
+    return paths
+
+
+def test_small_study_reports_na_instead_of_crashing(tmp_path):
+    gens = ["g1", "g2"]
+    cells = [(student(g, "math", "instance_generation", size=4), 10.0 * (i + 1)) for i, g in enumerate(gens)]
+    paths, students = study_from_pgr(tmp_path, cells)
+    ps = {"source": "table", "scores": {g: {b: 50.0 for b in BENCHMARK_DOMAINS} for g in gens}}
+    out = {k: str(tmp_path / f"f4.{k}") for k in ("png", "pdf", "points", "fits")}
+    stage.figure4(
+        score_paths=paths,
+        students=students,
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        main={"variant": "agorabench", "size": 4},
+        problem_solving=ps,
+        problem_solving_scores=[],
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        points_csv=out["points"],
+        fits_csv=out["fits"],
+    )
+    fits = pd.read_csv(out["fits"])
+    assert fits["r_squared"].isna().all() and fits["why_na"].str.contains("too few").all()
+    intrinsic = tiny_intrinsic(tmp_path, gens, constant=True)
+    out5 = {k: str(tmp_path / f"f5.{k}") for k in ("png", "pdf", "variance", "loadings")}
+    counts = stage.figure5(
+        intrinsic,
+        problem_solving=None,
+        problem_solving_scores=[],
+        benchmarks=BENCHMARK_DOMAINS,
+        components=5,
+        png_path=out5["png"],
+        pdf_path=out5["pdf"],
+        variance_csv=out5["variance"],
+        loadings_csv=out5["loadings"],
+    )
+    assert counts == {"data_sets": 2, "features": 1, "components": 0}  # perplexity constant, judge undefined
+    out6 = {k: str(tmp_path / f"f6.{k}") for k in ("png", "pdf", "fit")}
+    stage.figure6(
+        tiny_intrinsic(tmp_path, gens),
+        score_paths=paths,
+        students=students,
+        benchmarks=BENCHMARK_DOMAINS,
+        eps=1e-6,
+        main={"variant": "agorabench", "size": 4},
+        problem_solving=None,
+        problem_solving_scores=[],
+        components=5,
+        png_path=out6["png"],
+        pdf_path=out6["pdf"],
+        fit_csv=out6["fit"],
+    )
+    fit = pd.read_csv(out6["fit"]).iloc[0]
+    assert math.isnan(fit["r_squared"]) and "too few" in fit["why_na"]
+    t8 = {k: str(tmp_path / f"t8.{k}") for k in ("csv", "md", "tex", "paper")}
+    stage.table8(
+        intrinsic,
+        domains=DOMAINS,
+        csv_path=t8["csv"],
+        md_path=t8["md"],
+        tex_path=t8["tex"],
+        paper_csv_path=t8["paper"],
+    )
+    assert "not measured: no reward model offline" in Path(t8["md"]).read_text()
+
+
+def test_clean_features_drops_sparse_metrics_then_incomplete_sets_then_constants():
+    from agorabench.analysis.study import clean_features
+
+    idx = pd.MultiIndex.from_tuples([("g", "m", d) for d in ("a", "b", "c", "d")])
+    feats = pd.DataFrame(
+        {
+            "judge": [np.nan, np.nan, np.nan, 3.0],  # mostly unparsed verdicts
+            "ppl": [2.0, np.nan, 3.0, 4.0],  # one empty set
+            "div": [0.5, 0.5, 0.5, 0.5],
+            "x": [1.0, 2.0, 5.0, 3.0],
+        },
+        index=idx,
+    )
+    kept, notes = clean_features(feats)
+    assert list(kept.columns) == ["ppl", "x"] and list(kept.index.get_level_values(2)) == ["a", "c", "d"]
+    assert len(notes) == 3 and "g/m/b" in notes[1]

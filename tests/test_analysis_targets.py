@@ -1,0 +1,175 @@
+"""Every table and figure is a file target that plans only its own upstream (snakemake -n -F on the demo
+config: the jobs a from-scratch build of that one file needs, counted per rule against the study plan)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agorabench import workflow as wf
+from agorabench.analysis import plan
+from agorabench.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+A = f"{DEMO['results_dir']}/analysis"
+
+
+def planned(target: str, configfile: str = "config/demo.yaml") -> Counter:
+    """Jobs per rule that a forced build of `target` plans."""
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "-n", "-F", target, "--configfile", configfile, "--quiet", "rules"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = out.stdout.split("Job stats:")[-1].split("Reasons:")[0]
+    rows = [line.split() for line in table.splitlines()[3:]]
+    counts = Counter({r[0]: int(r[1]) for r in rows if len(r) == 2 and r[1].isdigit()})
+    counts.pop("total", None)
+    return counts
+
+
+def evaluations(config: dict, models: list[tuple[str, str]]) -> Counter:
+    """predict + score / score_judged jobs of (model, domain) pairs; S0 and S_ref's are listed like others."""
+    judged = set(wf.judged(config))
+    pairs = {(m, b) for m, d in models for b in wf.benchmarks_of(config, d)}
+    c = Counter(predict=len(pairs))
+    c["score_judged"] = sum(b in judged for _, b in pairs)
+    c["score"] = len(pairs) - c["score_judged"]
+    c["prepare_benchmark"] = len({b for _, b in pairs})
+    return c
+
+
+def generation(students: list[wf.Student]) -> Counter:
+    return Counter(
+        materialize_model=1,  # the demo's one model: generators, student, judge
+        prepare_seeds=len({(s.domain, s.method) for s in students}),
+        generate_local=len({(s.generator, s.domain, s.method, s.variant) for s in students}),
+        take_size=len(students),
+    )
+
+
+def pgr_upstream(config: dict, students: list[wf.Student]) -> Counter:
+    """Everything the PGRs of `students` need: their data, training and evaluation, S0 and S_ref's."""
+    domains = {s.domain for s in students}
+    models = [(s.path, s.domain) for s in students] + [(b, d) for b in wf.BASELINES for d in domains]
+    c = generation(students) + evaluations(config, models)
+    c.update(train_student=len(students), train_reference=1, prepare_reference_data=1)
+    return c
+
+
+def intrinsic_upstream(config: dict) -> Counter:
+    sets = plan.intrinsic_sets(config)
+    return generation(sets) + Counter(intrinsic_judge=len(sets), intrinsic_models=len(sets))
+
+
+def problem_solving_upstream(config: dict) -> Counter:
+    models = set(plan.problem_solving_spec(config).get("models", {}).values())
+    return evaluations(config, [(m, d) for m in models for d in wf.DOMAINS])
+
+
+def expected(target: str) -> Counter:
+    main = plan.main_students(DEMO)
+    ps = problem_solving_upstream(DEMO)
+    if target == "figure7_cost":
+        c = pgr_upstream(DEMO, plan.cost_students(DEMO))
+    elif target == "figure4_problem_solving":
+        c = pgr_upstream(DEMO, main) | ps
+    elif target == "figure5_pca":
+        c = intrinsic_upstream(DEMO) | ps
+    elif target == "figure6_pgr_on_pcs":
+        c = pgr_upstream(DEMO, main) | intrinsic_upstream(DEMO) | ps
+    elif target == "table8_intrinsic":
+        c = intrinsic_upstream(DEMO)
+    else:
+        raise AssertionError(target)
+    return c + Counter({target: 1})
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        ("figure4_problem_solving", f"{A}/figures/figure4_problem_solving_vs_data_generation.pdf"),
+        ("figure5_pca", f"{A}/figures/figure5_pca_intrinsic_metrics.pdf"),
+        ("figure6_pgr_on_pcs", f"{A}/figures/figure6_pgr_on_top_pcs.pdf"),
+        ("figure7_cost", f"{A}/figures/figure7_cost_vs_pgr.pdf"),
+        ("table8_intrinsic", f"{A}/table8_intrinsic.md"),
+    ],
+)
+def test_each_figure_target_plans_only_its_upstream(target, path):
+    assert planned(path) == expected(target)
+
+
+def test_figure7_needs_no_other_student_than_the_cost_study():
+    jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
+    cost = plan.cost_students(DEMO)
+    assert jobs["train_student"] == len(cost) < len(wf.students(DEMO))
+    assert {s.size for s in cost} == {2, 4}  # the demo's miniature volume study
+
+
+def test_demo_all_builds_every_table_and_figure_but_table5():
+    jobs = planned("all")
+    for rule in (
+        "pgr_vs_paper",
+        "figure4_problem_solving",
+        "figure5_pca",
+        "figure6_pgr_on_pcs",
+        "figure7_cost",
+    ):
+        assert jobs[rule] == 1
+    assert jobs["table8_intrinsic"] == 1 and jobs["intrinsic_models"] == len(plan.intrinsic_sets(DEMO))
+    assert "table5_meta_prompt" not in jobs  # one meta-prompt variant: no ablation
+    assert "materialize_reward_model" not in jobs  # disabled in the demo, with its reason
+
+
+def test_table5_target_without_an_ablation_names_the_config_key():
+    exe = Path(sys.executable).with_name("snakemake")
+    cmd = [str(exe), "-n", f"{A}/table5_meta_prompt.md", "--configfile", "config/demo.yaml"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    assert "experiments" in out.stdout + out.stderr and "two meta-prompt variants" in out.stdout + out.stderr
+
+
+def test_paper_table5_plans_the_ablation_students():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    spec = plan.ablation(config)
+    assert spec == {
+        "variants": ["agorabench", "unoptimized", "json"],
+        "generators": ["gpt-4o-mini", "llama-3.1-70b-instruct", "llama-3.1-8b-instruct"],
+        "methods": ["instance_generation", "quality_enhancement"],
+        "size": 10000,
+    }
+    jobs = planned("results/paper/analysis/table5_meta_prompt.md", "config/config.yaml")
+    assert jobs["train_student"] == len(plan.ablation_students(config)) == 3 * 3 * 2 * 3
+    assert "intrinsic_models" not in jobs and "figure4_problem_solving" not in jobs
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key"),
+    [
+        (lambda c: c["intrinsic"]["judge"]["judges"].__setitem__("x", "nope"), "intrinsic.judge.judges.x"),
+        (lambda c: c["intrinsic"]["perplexity"].__setitem__("model", "nope"), "intrinsic.perplexity.model"),
+        (lambda c: c["intrinsic"].__setitem__("reward_model", {"name": "rm"}), "intrinsic.reward_model"),
+        (lambda c: c["intrinsic"]["diversity"].pop("embedder"), "intrinsic.diversity.embedder"),
+    ],
+)
+def test_intrinsic_config_errors_name_the_key(mutate, key):
+    config = copy.deepcopy(DEMO)
+    mutate(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        plan.check_intrinsic(config)
+
+
+def test_problem_solving_and_figure4_availability():
+    config = copy.deepcopy(DEMO)
+    assert plan.enabled_targets(config)["figure4"]
+    config["analysis"]["problem_solving"] = {"source": "paper"}  # the paper never ran the demo generators
+    assert plan.problem_solving_missing(config) == ["smollm2-t0.7", "smollm2-t1.0"]
+    assert not plan.enabled_targets(config)["figure4"]
+    with pytest.raises(ConfigError, match=r"analysis\.problem_solving"):
+        plan.check_problem_solving(config)

