@@ -439,6 +439,8 @@ def render_text(plan: Plan, config_path: str) -> str:
     lines += ["## H100 GPU-hours per stage", ""]
     lines += _table(["stage", "GPU-hours"], [[k, f"{v:,.1f}"] for k, v in plan.gpu_hours.items()])
     lines += ["## Against the paper", ""]
+    if not plan.paper.get("table3_prices"):
+        lines.append("- no generator of this config is in the paper's Table 3")
     for g, p in plan.paper.get("table3_prices", {}).items():
         mark = "same" if p["same"] else "DIFFERENT"
         lines.append(f"- {g}: config {p['config']} USD/Mtok in/out, paper Table 3 {p['paper']}: {mark}")

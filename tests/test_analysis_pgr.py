@@ -258,3 +258,50 @@ def test_pgr_matrix_needs_a_choice_between_variants_and_sizes(tmp_path):
     assert pgr_matrix(both, variant="json").equals(pgr_matrix(table))
     with pytest.raises(DataError, match="no rows with size = 5"):
         pgr_matrix(table, size=5)
+
+
+def test_an_undefined_score_makes_the_pgr_undefined_not_a_crash(tmp_path):
+    """A judged score with no parsed verdict is null in its score file; its PGR is n/a with a note."""
+    import json as _json
+
+    from agorabench.analysis.pgr import collect_scores as _collect
+    from agorabench.analysis.pgr import pgr_table as _table
+
+    paths = []
+    for model, value in (("base", 10.0), ("reference", 30.0), ("s", None)):
+        p = tmp_path / f"{model}.json"
+        p.write_text(
+            _json.dumps(
+                {
+                    "model": model,
+                    "benchmark": "arena_hard",
+                    "kind": "arena_hard",
+                    "metric": "win_rate",
+                    "value": value,
+                    "n": 8,
+                    "ci": None,
+                    "counts": {},
+                    "settings": {},
+                }
+            )
+        )
+        paths.append(p)
+    scores = _collect(paths)
+    student = {
+        "model": "s",
+        "generator": "g",
+        "domain": "instruction_following",
+        "method": "instance_generation",
+        "variant": "agorabench",
+        "size": 4,
+    }
+    with pytest.warns(UserWarning, match="undefined"):
+        table = _table(
+            scores,
+            [student],
+            base_model="base",
+            reference_model="reference",
+            benchmarks={"arena_hard": "instruction_following"},
+        )
+    row = table[table["benchmark"] == "arena_hard"].iloc[0]
+    assert math.isnan(row["pgr"]) and "undefined" in row["note"]

@@ -124,7 +124,7 @@ def check_ledger(stats: dict, tmp: Path, tag: str, n: int) -> list[dict]:
     assert stats["calls"] == len(store) == stats["calls_new"] + stats["calls_from_store"]
     assert sum(stats["finish_reasons"].values()) == stats["calls"]
     assert sum(stats["rejected"].values()) == stats["calls"] - stats["valid"]
-    assert stats["input_tokens"] == sum(r["input_tokens"] for r in store) > 100 * stats["calls"]
+    assert stats["input_tokens"] == sum(r["input_tokens"] for r in store) > 50 * stats["calls"]
     assert stats["output_tokens"] == sum(r["output_tokens"] for r in store) > 0
     assert stats["models"] == [ALIAS] and {r["model"] for r in store} == {ALIAS}
     assert {r["request_id"] for r in rows} <= set(ids)

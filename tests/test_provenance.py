@@ -180,6 +180,7 @@ def test_trace_cli_writes_json_markdown_and_dot(chain, capsys):
     assert data["jobs"][1]["inputs"][0]["producer"] == "res/seeds.jsonl.prov.json"
     md = Path("res/table.csv.lineage.md").read_text()
     assert "| `generate_api` | 1 |" in md and "LLM calls | 2 (30 input / 9 output tokens), $0.00" in md
+    assert "([record](table.csv.prov.json))" in md
     assert Path("l.dot").read_text().startswith("digraph lineage")
     assert "scores_table" in capsys.readouterr().out
 

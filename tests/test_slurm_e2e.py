@@ -144,6 +144,8 @@ def slurm_run(tmp_path_factory) -> dict[str, Any]:
             *("--profile", "profiles/slurm", "--workflow-profile", "none"),
             *("--configfile", str(config_path)),
             *("--slurm-init-seconds-before-status-checks", "5", "--jobs", "2", "--latency-wait", "5"),
+            # The slice's folder is wiped above; a lock left by a killed run must not block the next one.
+            "--nolock",
             "--set-threads",
             *one_thread,
         ]

@@ -265,16 +265,17 @@ def plot_cost(
     are left out. `paper`: generator, domain, size, pgr points drawn as hollow diamonds on the size axis."""
     _require(rows, ["generator", "size", "cost_usd", "pgr"], "cost rows")
     labels = dict(labels or {})
-    rows = rows.dropna(subset=["pgr"]).copy()
+    rows = rows.copy()
     if "domain" not in rows:
         rows["domain"] = "all"
+    domains = list(dict.fromkeys(rows["domain"])) or ["all"]
+    rows = rows.dropna(subset=["pgr"])
     several = "method" in rows and rows["method"].nunique() > 1
     rows["line"] = [
         f"{labels.get(g, g)} ({METHOD_LABELS.get(m, m)})" if several else labels.get(g, g)
         for g, m in zip(rows["generator"], rows.get("method", rows["generator"]), strict=True)
     ]
     xs = [x for x in COST_AXES if x in rows and rows[x].notna().any()]
-    domains = list(dict.fromkeys(rows["domain"])) or ["all"]
     fig = Figure(figsize=(3.6 * len(domains) + 1, 3.0 * len(xs) + 0.6), layout="constrained")
     axes = fig.subplots(len(xs), len(domains), squeeze=False, sharey="col")
     for j, domain in enumerate(domains):
@@ -282,6 +283,9 @@ def plot_cost(
         for i, x in enumerate(xs):
             _cost_axis(axes[i, j], sub.dropna(subset=[x]), x, {})
         axes[0, j].set_title(COLUMN_LABELS.get(domain, domain))
+        if sub.empty:
+            for ax in axes[:, j]:
+                ax.text(0.5, 0.5, "no defined PGR (n/a)", ha="center", va="center", transform=ax.transAxes)
         if paper is not None:
             ref = paper[paper["domain"] == domain]
             for _, r in ref.iterrows():

@@ -72,6 +72,8 @@ def _score_record(path: Path) -> dict[str, Any]:
         if not isinstance(obj[key], str) or not obj[key]:
             raise DataError(path, f"key '{key}' must be a non-empty string, got {obj[key]!r}")
     value = obj["value"]
+    if value is None:  # an undefined score (e.g. no judge verdict could be parsed): PGR becomes n/a
+        return {**{c: obj.get(c) for c in SCORE_COLUMNS[:-1]}, "value": math.nan, "path": str(path)}
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise DataError(path, f"key 'value' must be a finite number (percent), got {value!r}")
     if not 0.0 <= value <= 100.0:
@@ -157,8 +159,16 @@ def _student_rows(
         s = _score(lookup, student["model"], bench, "student")
         s0 = _score(lookup, base_model, bench, f"base model S0 for student {student['model']!r}")
         sref = _score(lookup, reference_model, bench, f"reference S_ref for student {student['model']!r}")
-        value = pgr(s, s0, sref, eps, label=f"benchmark {bench!r} (student {student['model']!r})")
-        note = f"undefined: |S_ref - S0| < {eps:g} on {bench}" if value is None else ""
+        if any(math.isnan(v) for v in (s, s0, sref)):
+            value, note = None, f"undefined: a score on {bench} is undefined (see its score file's counts)"
+            warnings.warn(
+                f"PGR undefined for {student['model']!r} on {bench!r}: {note}",
+                UndefinedPGRWarning,
+                stacklevel=2,
+            )
+        else:
+            value = pgr(s, s0, sref, eps, label=f"benchmark {bench!r} (student {student['model']!r})")
+            note = f"undefined: |S_ref - S0| < {eps:g} on {bench}" if value is None else ""
         rows.append(
             {
                 **meta,

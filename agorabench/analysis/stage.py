@@ -241,7 +241,7 @@ def _features(
     benchmarks: Mapping[str, str],
     problem_solving_scores: Sequence[str],
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Figures 5/6 features per (generator, method, domain), with the columns PCA cannot use left out."""
+    """Figures 5/6 features per (generator, method, domain) (before `study.clean_features`) and notes."""
     long, _ = study.intrinsic_long(intrinsic_paths)
     notes = []
     ps = None
@@ -250,15 +250,17 @@ def _features(
         ps = domain_problem_solving(table, benchmarks)
     else:
         notes.append("problem_solving left out: no problem-solving scores for these generators")
-    features, dropped = study.clean_features(intrinsic_features(long, ps))
-    return features, notes + dropped
+    return intrinsic_features(long, ps), notes
 
 
 def _pca_or_none(features: pd.DataFrame, k: int) -> tuple[PCAResult | None, str]:
     n, p = features.shape
     if n < 2 or p < 2:
         return None, f"PCA needs at least 2 data sets and 2 usable features; have {n} and {p}"
-    return pca(features, n_components=min(k, n, p)), ""
+    try:
+        return pca(features, n_components=min(k, n, p)), ""
+    except ValueError as exc:  # e.g. collinear features of a tiny study
+        return None, str(exc)
 
 
 def figure5(
@@ -277,6 +279,8 @@ def figure5(
     """Figure 5: PCA of the intrinsic metrics (and problem-solving scores): explained variance and loadings,
     each beside the paper's."""
     features, notes = _features(intrinsic_paths, problem_solving, benchmarks, problem_solving_scores)
+    features, dropped = study.clean_features(features)
+    notes += dropped
     result, why = _pca_or_none(features, components)
     paper_var, paper_load = paper.paper_fig5()
     n, p = features.shape
@@ -322,7 +326,9 @@ def figure6(
     matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
     pgr = pd.Series([matrix.at[(g, m), d] for g, m, d in features.index], index=features.index, dtype=float)
     keep = pgr.notna()
-    features, pgr = features[keep], pgr[keep]
+    features, dropped = study.clean_features(features[keep])  # PCA of the data sets with a defined PGR
+    notes += dropped
+    pgr = pgr[features.index]
     result, why = _pca_or_none(features, components)
     fit = None
     if result is not None:
@@ -330,7 +336,7 @@ def figure6(
     ref = paper.paper_fig6()
     k = 0 if result is None else result.scores.shape[1]
     row = {
-        "n_points": int(keep.sum()),
+        "n_points": len(pgr),
         "components": k,
         "r_squared": fit.r_squared if fit else None,
         "p_value": fit.p_value if fit else None,
@@ -339,8 +345,8 @@ def figure6(
         "paper_p_value_below": ref["p_value_below"],
     }
     pd.DataFrame([row]).to_csv(fit_csv, index=False, na_rep=NA)
-    dropped = f"{int((~keep).sum())} data set(s) without a defined PGR left out" if (~keep).any() else ""
-    caption = _note(note, *notes, dropped)
+    no_pgr = f"{int((~keep).sum())} data set(s) without a defined PGR left out" if (~keep).any() else ""
+    caption = _note(note, no_pgr, *notes)
     scores = result.scores if result is not None else None
     paths = plot_pgr_on_pcs(
         pgr.to_numpy(), fit, png_path.removesuffix(".png"), paper=ref, scores=scores, why=why, note=caption

@@ -11,6 +11,9 @@ Known server behaviour (llama-cpp-python 0.3.36): requests run one at a time beh
 batching; client concurrency only queues them); its sampling defaults differ from the OpenAI API
 (`repeat_penalty` 1.1, `top_k` 40, `min_p` 0.05), so pass `extra_body={"repeat_penalty": 1.0}` for plain
 greedy decoding; a queued request whose client has gone is answered 400 without being computed.
+`n_threads` defaults to 1: on a 2-core machine shared with other work, 2 threads spin-waiting for each
+other ran 10-50x slower (benchmarks/RESULTS.md, llama-cpp). The server's output (uvicorn's access log, a
+`llama_perf_context_print` block per generation) goes to `log_path`, a temporary file by default.
 
 Command line: serve until Ctrl-C, or run a command with `{url}` replaced and stop the server after it:
 
@@ -96,7 +99,7 @@ class LlamaCppServer:
         *,
         alias: str = DEFAULT_ALIAS,
         n_ctx: int = 4096,
-        n_threads: int = 2,
+        n_threads: int = 1,
         host: str = "127.0.0.1",
         port: int | None = None,
         startup_timeout_s: float = 120.0,
@@ -223,17 +226,22 @@ class LlamaCppServer:
         return f"LlamaCppServer(model={self.model_path.name!r}, alias={self.alias!r}, port={self.port})"
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help=f"a GGUF file (default: {GGUF_FILE} from {GGUF_PACKAGE})")
     ap.add_argument("--alias", default=DEFAULT_ALIAS)
     ap.add_argument("--n-ctx", type=int, default=4096)
-    ap.add_argument("--n-threads", type=int, default=2)
+    ap.add_argument("--n-threads", type=int, default=1)
     ap.add_argument("--port", type=int)
     ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND ARGS ({url} is replaced)")
     a = ap.parse_args(argv)
     cmd = a.cmd[1:] if a.cmd[:1] == ["--"] else a.cmd
     srv = LlamaCppServer(a.model, alias=a.alias, n_ctx=a.n_ctx, n_threads=a.n_threads, port=a.port)
+    signal.signal(signal.SIGTERM, _terminate)  # `timeout`/`kill` still stop the server (and the command)
     with srv:
         print(f"llama.cpp server pid {srv.pid} at {srv.url} (model {srv.alias}, ready in {srv.startup_s}s)",
               file=sys.stderr, flush=True)  # fmt: skip

@@ -61,7 +61,7 @@ def _trace(args: argparse.Namespace) -> int:
         wrote = True
     if args.md is not None:
         out = args.md or Path(args.workdir) / lin.lineage_md_path(lineage.target)
-        write_text(Path(out), lin.markdown(lineage))
+        write_text(Path(out), lin.markdown(lineage, out))
         wrote = True
     if args.tree or not wrote:
         print(lin.tree(lineage))

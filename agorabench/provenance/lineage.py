@@ -299,12 +299,14 @@ def _models(lineage: Lineage) -> list[str]:
     return [f"`{k}`: {v}" for k, v in sorted(seen.items())]
 
 
-def markdown(lineage: Lineage) -> str:
-    """`<output>.lineage.md`: summary, jobs by rule, source files and the full tree."""
+def markdown(lineage: Lineage, md_path: str | Path | None = None) -> str:
+    """`<output>.lineage.md`: summary, jobs by rule, source files and the full tree. `md_path` (default
+    beside the target) is where the page will be, for its relative link to the root job's record."""
     root = lineage.jobs[lineage.root]
     sha = _file_sha(lineage)
     calls, tok_in, tok_out, cost = _ledger_totals(lineage)
-    record_link = os.path.relpath(lineage.workdir / root.id, (lineage.workdir / lineage.target).parent)
+    page = Path(md_path) if md_path is not None else lineage.workdir / lineage_md_path(lineage.target)
+    record_link = os.path.relpath(lineage.workdir / root.id, Path(os.path.abspath(page)).parent)
     per_rule: dict[str, list[JobNode]] = {}
     for job in lineage.jobs.values():
         per_rule.setdefault(job.rule, []).append(job)
@@ -357,5 +359,5 @@ def write_lineage_md(
 
     lineage = trace(target, workdir)
     path = Path(out) if out is not None else Path(workdir) / lineage_md_path(lineage.target)
-    write_text(path, markdown(lineage))
+    write_text(path, markdown(lineage, path))
     return {"path": str(path), "jobs": len(lineage.jobs), "sources": len(lineage.sources())}

@@ -371,6 +371,8 @@ def _score(rows: list[dict[str, Any]], s: dict[str, Any], gamed: dict[str, np.nd
         for r in rows
     ]  # fmt: skip
     return Score(
-        kind="alpaca_eval", metric="length_controlled_win_rate", value=round(lc["lc_win_rate"], 4),
+        kind="alpaca_eval", metric="length_controlled_win_rate",
+        # No parsed preference at all: the score is undefined (null), not a number.
+        value=round(lc["lc_win_rate"], 4) if parsed else None,
         n=len(rows), ci=None, counts=counts, settings=s, secondary=secondary, per_item=per_item,
     )  # fmt: skip

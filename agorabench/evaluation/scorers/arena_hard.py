@@ -225,8 +225,11 @@ def _score(
             games.append({"game": game, "label": st["label"], "judgment": st["judgment"].strip()})
         per_item.append({"id": r["id"], "missing_prediction": False, "games": games})
     return Score(
-        kind="arena_hard", metric="win_rate_vs_baseline", value=round(bradley_terry_winrate(all_battles), 4),
-        n=len(rows), ci=_rounded(bootstrap_ci(all_battles, s["bootstrap_rounds"], seed)), counts=counts,
+        kind="arena_hard", metric="win_rate_vs_baseline",
+        # No parsed verdict at all: the score is undefined (null), not a 0% win rate.
+        value=round(bradley_terry_winrate(all_battles), 4) if all_battles else None,
+        n=len(rows), counts=counts,
+        ci=_rounded(bootstrap_ci(all_battles, s["bootstrap_rounds"], seed)) if all_battles else None,
         settings=settings, secondary={"battles": len(all_battles), "avg_length": _avg_length(rows)},
         per_item=per_item,
     )  # fmt: skip

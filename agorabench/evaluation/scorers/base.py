@@ -24,7 +24,7 @@ class Score:
 
     kind: str
     metric: str
-    value: float
+    value: float | None  # None: undefined (e.g. no judge verdict parsed)
     n: int
     ci: tuple[float, float] | None
     counts: dict[str, int]
