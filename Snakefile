@@ -1,8 +1,10 @@
 # AgoraBench (Kim et al., 2024) as one DAG: data -> generation -> training -> evaluation -> analysis.
 #   snakemake --profile profiles/slurm all                      the paper (config/config.yaml)
 #   snakemake --profile profiles/default --configfile config/demo.yaml all     the offline demo
+import os
 import re
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from agorabench import workflow as wf
@@ -53,3 +55,11 @@ rule all:
     input:
         rules.analysis_all.input,
     default_target: True
+
+
+# Rules that need the internet can run on the submit host of a cluster (docs/cluster.md), e.g.
+#   AGORABENCH_LOCAL_RULES=generate_api,score_judged,intrinsic_judge snakemake --profile profiles/slurm all
+_local_rules = [r for r in os.environ.get("AGORABENCH_LOCAL_RULES", "").replace(" ", "").split(",") if r]
+if _unknown := sorted(set(_local_rules) - {r.name for r in workflow.rules}):
+    raise WorkflowError(f"AGORABENCH_LOCAL_RULES names no rule of this workflow: {', '.join(_unknown)}")
+workflow.localrules(*_local_rules)
