@@ -54,6 +54,8 @@ localrules:
 rule all:
     input:
         rules.analysis_all.input,
+        rules.provenance_all.input,
+        rules.lineage_all.input,
     default_target: True
 
 

@@ -55,6 +55,9 @@ def write_text(path: Path, text: str) -> None:
     """Write text atomically (temp file + fsync + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; results are shared like any other file
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
