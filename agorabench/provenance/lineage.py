@@ -114,6 +114,15 @@ class Records:
         if (rec := self.load(direct)) is not None and self._covers(rec, path):
             return direct
         folder = os.path.dirname(path)
+        # A job's record sits beside its FIRST output, which may be one folder down from this one
+        # (e.g. a figure in analysis/figures/ whose job also wrote analysis/*.csv).
+        below = self.abs(folder or ".")
+        subfolders = sorted(p.name for p in below.iterdir() if p.is_dir()) if below.is_dir() else []
+        for sub in subfolders:
+            for candidate in self._in_folder(os.path.join(folder, sub) if folder else sub):
+                rec = self.load(candidate)
+                if rec is not None and candidate != direct and self._covers(rec, path):
+                    return candidate
         while True:
             for candidate in self._in_folder(folder or "."):
                 rec = self.load(candidate)
