@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
@@ -544,3 +545,33 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+SLURM_TOOLS = {
+    "sinfo",
+    "sbatch",
+    "squeue",
+    "sacct",
+    "scontrol",
+    "sacctmgr",
+    "sshare",
+    "srun",
+    "scancel",
+    "salloc",
+}
+
+
+def path_without_slurm(bin_dir: Path) -> str:
+    """A PATH with every program of the current PATH except the SLURM clients (links in bin_dir): proves
+    that planning needs no scheduler installed."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            link = bin_dir / entry.name
+            if entry.name in SLURM_TOOLS or link.exists() or link.is_symlink():
+                continue
+            if entry.is_file() and os.access(entry.path, os.X_OK):
+                link.symlink_to(entry.path)
+    return str(bin_dir)

@@ -31,20 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agorabench.plan import local_rules, summarize_dry_run  # noqa: E402
+from agorabench.plan import local_rules, path_without_slurm, summarize_dry_run  # noqa: E402
 
-SLURM_TOOLS = {
-    "sinfo",
-    "sbatch",
-    "squeue",
-    "sacct",
-    "scontrol",
-    "sacctmgr",
-    "sshare",
-    "srun",
-    "scancel",
-    "salloc",
-}
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", ".snakemake", "results", ".cache", "*.egg-info", "__pycache__"
 )
@@ -68,20 +56,6 @@ except SystemExit:
 with open(sys.argv[1], "w") as out:
     json.dump(seen, out)
 """
-
-
-def path_without_slurm(bin_dir: Path) -> str:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not os.path.isdir(folder):
-            continue
-        for entry in os.scandir(folder):
-            link = bin_dir / entry.name
-            if entry.name in SLURM_TOOLS or link.exists() or link.is_symlink():
-                continue
-            if entry.is_file() and os.access(entry.path, os.X_OK):
-                link.symlink_to(entry.path)
-    return str(bin_dir)
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> tuple[float, str]:

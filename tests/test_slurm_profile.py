@@ -14,23 +14,11 @@ import yaml
 import yte
 
 from agorabench import workflow as wf
-from agorabench.plan import local_rules, summarize_dry_run
+from agorabench.plan import SLURM_TOOLS, local_rules, path_without_slurm, summarize_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles/slurm/config.yaml"
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-SLURM_TOOLS = {
-    "sinfo",
-    "sbatch",
-    "squeue",
-    "sacct",
-    "scontrol",
-    "sacctmgr",
-    "sshare",
-    "srun",
-    "scancel",
-    "salloc",
-}
 # Rules without GPUs of their own that run inside a GPU group's SLURM job.
 IN_GPU_GROUPS = {"take_size", "score"}
 NETWORK_RULES = {
@@ -46,24 +34,9 @@ SITE_VARS = ("AGORABENCH_GPU_PARTITION", "AGORABENCH_CPU_PARTITION", "AGORABENCH
 SITE_VARS += ("AGORABENCH_SLURM_ACCOUNT", "AGORABENCH_SLURM_QOS")
 
 
-def _path_without_slurm(bin_dir: Path) -> str:
-    """A PATH with every program of the current PATH except the SLURM clients (links in bin_dir)."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        if not os.path.isdir(folder):
-            continue
-        for entry in os.scandir(folder):
-            link = bin_dir / entry.name
-            if entry.name in SLURM_TOOLS or link.exists() or link.is_symlink():
-                continue
-            if entry.is_file() and os.access(entry.path, os.X_OK):
-                link.symlink_to(entry.path)
-    return str(bin_dir)
-
-
 def dry_run(bin_dir: Path, *args: str, **env: str) -> dict[str, Any]:
     clean = {k: v for k, v in os.environ.items() if k not in SITE_VARS}
-    clean.update(env, PATH=_path_without_slurm(bin_dir))
+    clean.update(env, PATH=path_without_slurm(bin_dir))
     cmd = [sys.executable, "-m", "snakemake", "all", "-n", "--profile", "profiles/slurm"]
     cmd += ["--workflow-profile", "none", *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=300)
