@@ -4,7 +4,6 @@ beside the paper's numbers, and the intrinsic metrics of each generated set."""
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from agorabench.analysis.figures import (
     plot_problem_solving_vs_data_generation,
     try_ols,
 )
-from agorabench.analysis.pgr import UndefinedPGRWarning, collect_scores, pgr_matrix, pgr_table
+from agorabench.analysis.pgr import collect_scores, pgr_matrix
 from agorabench.analysis.regression import (
     PCAResult,
     domain_problem_solving,
@@ -61,19 +60,11 @@ def pgr_tables(
     tex_path: str,
 ) -> dict[str, Any]:
     """The long PGR table (every student, per benchmark and domain) and Table 2 for the main experiment."""
-    scores = pd.read_csv(scores_csv)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UndefinedPGRWarning)
-        table = pgr_table(
-            scores, students, base_model="base", reference_model="reference", benchmarks=benchmarks, eps=eps
-        )
-    undefined = [str(w.message) for w in caught if issubclass(w.category, UndefinedPGRWarning)]
-    for msg in undefined:
-        log.warning("PGR undefined: %s", msg)
+    table, undefined = study.pgr_long_from_scores(pd.read_csv(scores_csv), students, benchmarks, eps)
     table.to_csv(long_path, index=False)
     matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
     write_pgr_tables(matrix, csv_path, md_path, tex_path)
-    return {"students": len(students), "rows": len(table), "undefined_pgr_warnings": len(undefined)}
+    return {"students": len(students), "rows": len(table), "undefined_pgr_warnings": undefined}
 
 
 def figure_pgr(long_csv: str, *, main: Mapping[str, Any], png_path: str, pdf_path: str) -> dict[str, Any]:

@@ -29,7 +29,16 @@ def pgr_long(
     eps: float,
 ) -> tuple[pd.DataFrame, int]:
     """The long PGR table of `students` (see pgr.pgr_table) and how many PGRs were undefined (logged)."""
-    scores = collect_scores(score_paths)
+    return pgr_long_from_scores(collect_scores(score_paths), students, benchmarks, eps)
+
+
+def pgr_long_from_scores(
+    scores: pd.DataFrame,
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+) -> tuple[pd.DataFrame, int]:
+    """`pgr_long` on an already collected scores frame."""
     used = {b: d for b, d in benchmarks.items() if d in {s["domain"] for s in students}}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UndefinedPGRWarning)
