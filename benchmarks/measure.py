@@ -1,7 +1,9 @@
 """Run a command and report its wall time and the peak memory of its whole process tree.
 
 `/usr/bin/time -v` reports the largest single process; Snakemake runs several jobs at once, so this
-samples the summed RSS of every descendant twice a second (Linux /proc).
+samples the summed RSS of every descendant twice a second (Linux /proc). The command's output is passed
+through and read for Snakemake's last "N of M steps" line (the job count); the load average before and
+after says how much of the machine the run had.
 
     python benchmarks/measure.py --out benchmarks/demo_run.json -- make demo
 """
@@ -13,10 +15,14 @@ import contextlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+STEPS = re.compile(rb"(\d+) of (\d+) steps \(\d+%\) done")
 
 
 def _children(pid: int) -> list[int]:
@@ -42,6 +48,15 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
+def _relay(stream, sink, steps: list[tuple[int, int]]) -> None:
+    """Copy the child's output through, keeping every Snakemake progress count seen."""
+    for line in iter(stream.readline, b""):
+        sink.write(line)
+        sink.flush()
+        if m := STEPS.search(line):
+            steps.append((int(m.group(1)), int(m.group(2))))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="write the figures as JSON here")
@@ -49,18 +64,27 @@ def main() -> int:
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    load_before = os.getloadavg()
     t0 = time.time()
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    steps: list[tuple[int, int]] = []
+    relay = threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.buffer, steps), daemon=True)
+    relay.start()
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
         time.sleep(args.interval)
+    relay.join(timeout=10)
     wall = time.time() - t0
     result = {
         "command": " ".join(cmd),
         "returncode": proc.returncode,
         "wall_s": round(wall, 1),
         "peak_tree_rss_gib": round(peak / 2**20, 2),
+        # Snakemake counts every job of the DAG, the `all` target included; several invocations add up.
+        "jobs": sum(total for done, total in steps if done == total) if steps else None,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -1,5 +1,6 @@
-# Analysis: scores across models, the PGR table (the paper's Table 2 layout), Table 5 (meta-prompt
-# ablation), Table 8 (intrinsic metrics), Figures 4-7, each beside the paper's numbers. Every table and figure
+# Analysis: scores across models, the PGR table (the paper's Table 2 layout), Tables 3 (cost and abilities),
+# 4 (PCA contributions), 5 (meta-prompt ablation), 7 (problem solving), 8 (intrinsic metrics), Figures 4-7,
+# each beside the paper's numbers. Every table and figure
 # is its own target and reads only its own students' score files (rebuilding one rebuilds only its upstream).
 # `snakemake --report report.html` collects them with captions (report/*.rst).
 
@@ -91,6 +92,7 @@ rule table5_meta_prompt:
     params:
         students=lambda wc: ap.student_records(ap.ablation_students(config)),
         ablation=lambda wc: ap.ablation(config),
+        origins=lambda wc: ap.template_origins(config),
         benchmarks=ap.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
     log:
@@ -128,6 +130,53 @@ rule figure4_problem_solving:
         "../scripts/analysis/figure4.py"
 
 
+rule table3_cost_and_abilities:
+    input:
+        scores=_main_score_files,
+        problem_solving=_problem_solving_files_if_any,
+        ledgers=_main_ledgers,
+    output:
+        csv=report(f"{A}/table3.csv", caption="../report/table3.rst", category="Tables", labels=_labels("Table 3")),
+        md=f"{A}/table3.md",
+        tex=f"{A}/table3.tex",
+        paper=f"{A}/table3_vs_paper.csv",
+    params:
+        students=ap.student_records(ap.main_students(config)),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        main=wf.main_experiment(config),
+        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        prices={g: config["generators"][g].get("price") for g in ap.main_generators(config)},
+        domains=list(wf.DOMAINS),
+        note=ap.describe_students(ap.main_students(config)),
+    log:
+        f"{R}/logs/analysis/table3.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/table3.py"
+
+
+rule table7_problem_solving:
+    input:
+        _problem_solving_files,
+    output:
+        csv=report(f"{A}/table7.csv", caption="../report/table7.rst", category="Tables", labels=_labels("Table 7")),
+        md=f"{A}/table7.md",
+        tex=f"{A}/table7.tex",
+        paper=f"{A}/table7_vs_paper.csv",
+    params:
+        problem_solving=ap.problem_solving_spec(config),
+        benchmarks=list(config["benchmarks"]),
+        generators=ap.main_generators(config),
+    log:
+        f"{R}/logs/analysis/table7.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/table7.py"
+
+
 rule figure7_cost:
     input:
         scores=_cost_score_files,
@@ -161,6 +210,8 @@ rule intrinsic_judge:
     params:
         judges=ap.intrinsic_judges(config),
         sampling=ap.judge_sampling(config),
+        rubric_keys=list(ap.rubric_paths(config)),
+        official=ap.official_rubrics(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),
     threads: config.get("intrinsic", {}).get("threads", 8)
     log:
@@ -169,6 +220,21 @@ rule intrinsic_judge:
         "../envs/analysis.yaml"
     script:
         "../scripts/analysis/intrinsic_judge.py"
+
+
+if ap.official_rubrics(config):
+
+    rule intrinsic_rubrics:
+        output:
+            **ap.official_rubric_paths(config),
+        params:
+            spec=ap.official_rubrics(config),
+        log:
+            f"{R}/logs/intrinsic_rubrics.log",
+        conda:
+            "../envs/analysis.yaml"
+        script:
+            "../scripts/analysis/intrinsic_rubrics.py"
 
 
 rule intrinsic_models:
@@ -247,6 +313,26 @@ rule figure5_pca:
         "../scripts/analysis/figure5.py"
 
 
+rule table4_pca_contributions:
+    input:
+        intrinsic=_intrinsic_files,
+        problem_solving=_problem_solving_files_if_any,
+    output:
+        csv=report(f"{A}/table4_pca_contributions.csv", caption="../report/table4.rst", category="Tables", labels=_labels("Table 4")),
+        md=f"{A}/table4_pca_contributions.md",
+    params:
+        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        benchmarks=ap.benchmark_domains(config),
+        components=config["analysis"].get("pca_components", 5),
+        note=ap.describe_intrinsic(config),
+    log:
+        f"{R}/logs/analysis/table4.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/table4.py"
+
+
 rule figure6_pgr_on_pcs:
     input:
         intrinsic=_intrinsic_files,
@@ -280,6 +366,9 @@ rule analysis_all:
         rules.pgr_vs_paper.output,
         rules.figure7_cost.output,
         rules.figure4_problem_solving.output if ENABLED["figure4"] else [],
+        rules.table3_cost_and_abilities.output,
+        rules.table7_problem_solving.output if ENABLED["table7"] else [],
+        rules.table4_pca_contributions.output if ENABLED["intrinsic"] else [],
         rules.table5_meta_prompt.output if ENABLED["table5"] else [],
         rules.table8_intrinsic.output if ENABLED["intrinsic"] else [],
         rules.figure5_pca.output if ENABLED["intrinsic"] else [],

@@ -11,7 +11,7 @@ def _generation_inputs(wc):
     inputs = {
         "seeds": f"{R}/data/seeds/{wc.domain}/{wc.method}.jsonl",
         "template": wf.template_path(config, wc.variant, wc.domain, wc.method),
-        "themes": config["generation"]["themes"],
+        "themes": wf.themes_input(config),
         "student": wf.model_dir(config, config["student"]["base"]),
     }
     if wf.is_local(spec):
@@ -31,7 +31,22 @@ def _generation_params(wc):
         "max_instance_tokens": config["generation"].get("max_instance_tokens", 4096),
         "seed": config["seed"],
         "price": spec.get("price"),
-    }
+    } | wf.generation_modes(config, wc.variant, wc.domain, wc.method)
+
+
+def _seed_set_input(wc):
+    """The built seed set when the setting is `format: build` (rule build_seed_set), else nothing."""
+    if config["seeds"][wc.domain][wc.method]["format"] != "build":
+        return {}
+    return {"built": wf.seed_set_path(config, wc.domain, wc.method)}
+
+
+def _training_data_inputs(wc):
+    """The generated set, plus the seed set for instance generation when the config says so."""
+    inputs = {"generated": os.path.join(GEN.format(**dict(wc.items())), f"n{wc.size}.jsonl")}
+    if wf.seeds_in_training(config, wc.method):
+        inputs["seeds"] = f"{R}/data/seeds/{wc.domain}/{wc.method}.jsonl"
+    return inputs
 
 
 def _training_params():
@@ -63,6 +78,10 @@ def _cost_ledgers(wildcards=None):
     return ap.stats_paths(config, ap.cost_students(config))
 
 
+def _main_ledgers(wildcards=None):
+    return ap.stats_paths(config, ap.main_students(config))
+
+
 def _problem_solving_files(wildcards=None):
     ap.check_problem_solving(config)
     return ap.problem_solving_score_paths(config)
@@ -70,6 +89,20 @@ def _problem_solving_files(wildcards=None):
 
 def _problem_solving_files_if_any(wildcards=None):
     return ap.problem_solving_score_paths(config) if not ap.problem_solving_missing(config) else []
+
+
+def _generator_eval_inputs(wc):
+    """Table 7 measured: the benchmark items and, for a local generator, its weights."""
+    inputs = {"benchmark_items": [f"{R}/data/benchmarks/{b}.jsonl" for b in config["benchmarks"]]}
+    spec = config["generators"][wc.generator]
+    if wf.is_local(spec):
+        inputs["model"] = wf.model_dir(config, spec["model"])
+    return inputs
+
+
+def _generator_eval_gpus(generator):
+    spec = config["generators"][generator]
+    return spec.get("tensor_parallel_size", 1) if spec["backend"] == "vllm" else 0
 
 
 def _intrinsic_files(wildcards=None):

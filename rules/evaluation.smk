@@ -4,25 +4,37 @@
 EVAL = f"{R}/evaluation/{{model}}/{{benchmark}}"
 
 
-rule predict:
-    input:
-        benchmark_items=f"{R}/data/benchmarks/{{benchmark}}.jsonl",
-        model=lambda wc: wf.checkpoint_dir(config, wc.model),
-    output:
-        f"{EVAL}/predictions.jsonl",
-    params:
-        sampling=lambda wc: wf.eval_sampling(config, config["benchmarks"][wc.benchmark]["domain"]),
-        backend=config["evaluation"]["backend"],
-    resources:
-        # evaluation.gpus when set (either backend); otherwise 1 for vLLM, 0 for transformers on CPU
-        gpu=config["evaluation"].get("gpus", 1 if config["evaluation"]["backend"] == "vllm" else 0),
-    threads: 8  # capped at --cores locally; torch uses exactly these
-    log:
-        f"{R}/logs/predict/{{model}}/{{benchmark}}.log",
-    conda:
-        "../envs/vllm.yaml"
-    script:
-        "../scripts/evaluation/predict.py"
+# One inference job per model (all of its benchmarks, one engine start): a rule per benchmark set, as a
+# rule's outputs cannot depend on a wildcard (agorabench.workflow.prediction_sets). The first output,
+# predictions.json (counts per benchmark), holds the job record; each benchmark keeps predictions.jsonl
+# and its call store beside it, so a killed job resumes without repeating a finished answer.
+for _set, _benches in wf.prediction_sets(config).items():
+
+    rule:
+        name:
+            f"predict_{_set}"
+        input:
+            benchmark_items=[f"{R}/data/benchmarks/{b}.jsonl" for b in _benches],
+            model=lambda wc: wf.checkpoint_dir(config, wc.model),
+        output:
+            summary=f"{R}/evaluation/{{model}}/predictions.json",
+            predictions=[f"{R}/evaluation/{{model}}/{b}/predictions.jsonl" for b in _benches],
+        params:
+            benchmarks=_benches,
+            sampling={b: wf.eval_sampling(config, config["benchmarks"][b]["domain"]) for b in _benches},
+            backend=config["evaluation"]["backend"],
+        wildcard_constraints:
+            model=wf.prediction_models_regex(_set),
+        resources:
+            # evaluation.gpus when set (either backend); otherwise 1 for vLLM, 0 for transformers on CPU
+            gpu=config["evaluation"].get("gpus", 1 if config["evaluation"]["backend"] == "vllm" else 0),
+        threads: 8  # capped at --cores locally; torch uses exactly these
+        log:
+            f"{R}/logs/predict/{{model}}.log",
+        conda:
+            "../envs/vllm.yaml"
+        script:
+            "../scripts/evaluation/predict.py"
 
 
 rule score:
@@ -69,3 +81,33 @@ rule score_judged:
         "../envs/evaluation.yaml"
     script:
         "../scripts/evaluation/score.py"
+
+
+# Table 7 measured (analysis.problem_solving.source: generators): each generator answers every benchmark
+# itself, through its own backend, with the students' prompts and sampling; `score` / `score_judged` score
+# it as model `generators/<generator>`. One rule for API generators (network), one for local ones (GPUs).
+for _kind, _gens in (("api", wf.api_generators(config)), ("local", wf.local_generators(config))):
+
+    rule:
+        name:
+            f"predict_generator_{_kind}"
+        input:
+            unpack(_generator_eval_inputs),
+        output:
+            summary=f"{R}/evaluation/generators/{{generator}}/predictions.json",
+            predictions=[f"{R}/evaluation/generators/{{generator}}/{b}/predictions.jsonl" for b in config["benchmarks"]],
+        params:
+            benchmarks=list(config["benchmarks"]),
+            sampling={b: wf.eval_sampling(config, spec["domain"]) for b, spec in config["benchmarks"].items()},
+            llm=lambda wc: {k: config["generators"][wc.generator][k] for k in ("backend", "model")},
+        wildcard_constraints:
+            generator=_alt(_gens),
+        resources:
+            gpu=lambda wc: _generator_eval_gpus(wc.generator),
+        threads: 8  # capped at --cores locally; torch uses exactly these
+        log:
+            f"{R}/logs/predict/generators/{{generator}}.log",
+        conda:
+            "../envs/vllm.yaml"
+        script:
+            "../scripts/analysis/predict_generator.py"

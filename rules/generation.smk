@@ -75,6 +75,7 @@ rule data_card:
     params:
         generator=lambda wc: config["generators"][wc.generator],
         seed_source=lambda wc: config["seeds"][wc.domain][wc.method],
+        seeds_in_training=lambda wc: wf.seeds_in_training(config, wc.method),
     log:
         f"{R}/logs/data_card/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
     conda:

@@ -4,9 +4,22 @@
 TRAIN = f"{R}/training/students/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
 
 
+rule training_data:
+    input:
+        unpack(_training_data_inputs),
+    output:
+        f"{TRAIN}/train_data.jsonl",
+    log:
+        f"{R}/logs/training_data/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/training.yaml"
+    script:
+        "../scripts/training/training_data.py"
+
+
 rule train_student:
     input:
-        data=f"{GEN}/n{{size}}.jsonl",
+        data=f"{TRAIN}/train_data.jsonl",
         base=wf.model_dir(config, config["student"]["base"]),
     output:
         model=directory(f"{TRAIN}/model"),

@@ -12,7 +12,16 @@ import pytest
 
 from agorabench.analysis import paper
 from agorabench.analysis.pgr import BENCHMARK_DOMAINS, DOMAINS, pgr
-from agorabench.analysis.regression import domain_problem_solving, fig4_points, intrinsic_features, ols, pca
+from agorabench.analysis.regression import (
+    contributions,
+    domain_problem_solving,
+    f_test_p,
+    fig4_points,
+    intrinsic_features,
+    ols,
+    pca,
+    pgr_on_composite,
+)
 from agorabench.analysis.tables import mark_best
 
 COLS = [*DOMAINS, "average"]
@@ -266,3 +275,31 @@ def test_cited_figures_equal_originals(shared_data):
     load = original(shared_data, "fig5_intrinsic_metrics_pca_loadings.csv")
     assert loadings.to_numpy().tolist() == load[list(variance.index)].astype(float).to_numpy().tolist()
     assert len(loadings) == len(load) == 9
+
+
+# --- Table 4 and Figure 6 on the paper's own numbers ---------------------------------------------------
+
+
+def test_table4_contributions_are_the_shares_of_the_printed_strengths(shared_data):
+    t4 = original(shared_data, "t4_intrinsic_metric_pca_contributions.csv")
+    strengths = t4["loading_strength"].astype(float)
+    ours = contributions(strengths)
+    # strengths printed to 0.0005 over a sum of 2.101 move a share by <= 0.024 points, plus 0.005 printing
+    assert np.abs(ours - t4["contribution_percent"].astype(float)).max() <= 0.03
+    assert (
+        paper.paper_table4_by_metric()["contribution_percent"].tolist()
+        == t4["contribution_percent"].astype(float).tolist()
+    )
+
+
+def test_fig6_printed_p_is_the_one_composite_fit_not_the_five_pc_f_test():
+    printed = paper.paper_fig6()
+    # at the printed R^2 and the 54 sets: five PC scores give p = 0.0016, not < 0.001; one composite does
+    assert f_test_p(printed["r_squared"], 54, 5) == pytest.approx(0.0016, abs=5e-5)
+    assert f_test_p(printed["r_squared"], 54, 1) < printed["p_value_below"]
+    ps = domain_problem_solving(paper.paper_table7(), BENCHMARK_DOMAINS)
+    feats = intrinsic_features(paper.paper_table8(), ps)
+    t2 = paper.paper_table2()
+    fits = pgr_on_composite(feats, [t2.at[(g, m), d] for g, m, d in feats.index], k=5)
+    assert fits.composite.r_squared == pytest.approx(fits.pc_scores.r_squared)  # 0.338 vs printed 0.325
+    assert fits.composite.p_value < printed["p_value_below"] < fits.pc_scores.p_value  # 4.0e-06, 0.00106

@@ -120,3 +120,29 @@ def test_intrinsic_features_pivots_and_adds_problem_solving():
     assert list(feats.columns) == ["m1", "m2", "problem_solving"]
     assert len(feats) == 4  # 'average' rows are not data sets
     assert feats.loc[("g2", "instance_generation", "code"), "problem_solving"] == 8.0
+
+
+def test_loading_strengths_weight_absolute_loadings_by_explained_variance():
+    from agorabench.analysis.regression import PCAResult, contributions, loading_strengths
+
+    loadings = pd.DataFrame([[0.6, -0.8], [-0.8, -0.6]], index=["a", "b"], columns=["PC1", "PC2"])
+    res = PCAResult(pd.Series([75.0, 25.0], index=["PC1", "PC2"]), loadings, pd.DataFrame())
+    t4 = loading_strengths(res)
+    # a: 0.75 x 0.6 + 0.25 x 0.8 = 0.65; b: 0.75 x 0.8 + 0.25 x 0.6 = 0.75
+    assert t4["loading_strength"].to_dict() == pytest.approx({"b": 0.75, "a": 0.65})
+    assert t4["contribution_percent"].to_list() == pytest.approx([75 / 1.4, 65 / 1.4])
+    assert loading_strengths(res, k=1)["loading_strength"].to_dict() == pytest.approx({"b": 0.8, "a": 0.6})
+    with pytest.raises(ValueError, match="non-negative"):
+        contributions([0.5, -0.1])
+
+
+def test_f_test_p_and_the_composite_fit_match_ols():
+    from agorabench.analysis.regression import f_test_p, pgr_on_composite
+
+    feats = pd.DataFrame(RNG.normal(size=(40, 6)), columns=list("abcdef"))
+    y = feats["a"] - feats["b"] + RNG.normal(size=40)
+    fits = pgr_on_composite(feats, y, k=3)
+    assert fits.pc_scores.p_value == pytest.approx(f_test_p(fits.pc_scores.r_squared, 40, 3))
+    assert fits.composite.r_squared == pytest.approx(fits.pc_scores.r_squared)
+    assert fits.composite.p_value == pytest.approx(f_test_p(fits.composite.r_squared, 40, 1))
+    assert fits.composite.p_value < fits.pc_scores.p_value

@@ -35,13 +35,20 @@ def planned(target: str, configfile: str = "config/demo.yaml") -> Counter:
 
 
 def evaluations(config: dict, models: list[tuple[str, str]]) -> Counter:
-    """predict + score / score_judged jobs of (model, domain) pairs; S0 and S_ref's are listed like others."""
+    """predict_<set> (one job per model: S0 and S_ref answer every benchmark, a student its domain's) +
+    score / score_judged jobs of (model, domain) pairs; S0 and S_ref's are listed like others."""
     judged = set(wf.judged(config))
     pairs = {(m, b) for m, d in models for b in wf.benchmarks_of(config, d)}
-    c = Counter(predict=len(pairs))
+    sets = wf.prediction_sets(config)
+    c: Counter = Counter()
+    answered: set[str] = set()
+    for m in {m for m, _ in models}:
+        name = wf.PREDICT_BASELINES if m in wf.BASELINES else m.split("/")[2]
+        c[f"predict_{name}"] += 1
+        answered |= set(sets[name])
     c["score_judged"] = sum(b in judged for _, b in pairs)
     c["score"] = len(pairs) - c["score_judged"]
-    c["prepare_benchmark"] = len({b for _, b in pairs})
+    c["prepare_benchmark"] = len(answered)
     return c
 
 
@@ -59,7 +66,9 @@ def pgr_upstream(config: dict, students: list[wf.Student]) -> Counter:
     domains = {s.domain for s in students}
     models = [(s.path, s.domain) for s in students] + [(b, d) for b in wf.BASELINES for d in domains]
     c = generation(students) + evaluations(config, models)
-    c.update(train_student=len(students), train_reference=1, prepare_reference_data=1)
+    c.update(
+        train_student=len(students), training_data=len(students), train_reference=1, prepare_reference_data=1
+    )
     return c
 
 
@@ -86,6 +95,12 @@ def expected(target: str) -> Counter:
         c = pgr_upstream(DEMO, main) | intrinsic_upstream(DEMO) | ps
     elif target == "table8_intrinsic":
         c = intrinsic_upstream(DEMO)
+    elif target == "table3_cost_and_abilities":
+        c = pgr_upstream(DEMO, main) | ps
+    elif target == "table4_pca_contributions":
+        c = intrinsic_upstream(DEMO) | ps
+    elif target == "table7_problem_solving":
+        c = ps + Counter(materialize_model=1)  # the demo's generators are evaluated as S0 (`base`)
     else:
         raise AssertionError(target)
     return c + Counter({target: 1})
@@ -99,6 +114,9 @@ def expected(target: str) -> Counter:
         ("figure6_pgr_on_pcs", f"{A}/figures/figure6_pgr_on_top_pcs.pdf"),
         ("figure7_cost", f"{A}/figures/figure7_cost_vs_pgr.pdf"),
         ("table8_intrinsic", f"{A}/table8_intrinsic.md"),
+        ("table3_cost_and_abilities", f"{A}/table3.md"),
+        ("table4_pca_contributions", f"{A}/table4_pca_contributions.md"),
+        ("table7_problem_solving", f"{A}/table7.md"),
     ],
 )
 def test_each_figure_target_plans_only_its_upstream(target, path):
@@ -109,7 +127,7 @@ def test_figure7_needs_no_other_student_than_the_cost_study():
     jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
     cost = plan.cost_students(DEMO)
     assert jobs["train_student"] == len(cost) < len(wf.students(DEMO))
-    assert {s.size for s in cost} == {2, 4}  # the demo's miniature volume study
+    assert {s.size for s in cost} == {4, 8}  # the demo's miniature volume study
 
 
 def test_demo_all_builds_every_table_and_figure_but_table5():
@@ -120,6 +138,9 @@ def test_demo_all_builds_every_table_and_figure_but_table5():
         "figure5_pca",
         "figure6_pgr_on_pcs",
         "figure7_cost",
+        "table3_cost_and_abilities",
+        "table4_pca_contributions",
+        "table7_problem_solving",
     ):
         assert jobs[rule] == 1
     assert jobs["table8_intrinsic"] == 1 and jobs["intrinsic_models"] == len(plan.intrinsic_sets(DEMO))
@@ -169,7 +190,7 @@ def test_problem_solving_and_figure4_availability():
     config = copy.deepcopy(DEMO)
     assert plan.enabled_targets(config)["figure4"]
     config["analysis"]["problem_solving"] = {"source": "paper"}  # the paper never ran the demo generators
-    assert plan.problem_solving_missing(config) == ["smollm2-t0.7", "smollm2-t1.0"]
+    assert plan.problem_solving_missing(config) == ["smollm2-t0.7", "smollm2-96tok"]
     assert not plan.enabled_targets(config)["figure4"]
     with pytest.raises(ConfigError, match=r"analysis\.problem_solving"):
         plan.check_problem_solving(config)

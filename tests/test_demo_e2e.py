@@ -78,3 +78,17 @@ def test_figure_is_written(results):
     png = results / "analysis/figures/pgr_by_generator.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (results / "analysis/figures/pgr_by_generator.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_one_inference_job_per_model(results):
+    for model, benchmarks in wf.inference_jobs(CONFIG):
+        summary = json.loads((results / "evaluation" / model / "predictions.json").read_text())
+        assert list(summary["benchmarks"]) == benchmarks
+        assert summary["engine_starts"] <= 1  # one model load for all of its benchmarks (0: all stored)
+        for bench in benchmarks:
+            rows = (results / "evaluation" / model / bench / "predictions.jsonl").read_text().splitlines()
+            assert (
+                len(rows)
+                == summary["benchmarks"][bench]["predictions"]
+                == CONFIG["benchmarks"][bench]["limit"]
+            )

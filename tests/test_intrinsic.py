@@ -215,3 +215,145 @@ def test_read_set_names_the_bad_record(tmp_path):
     path.write_text(json.dumps({"id": "x", "instruction": 3, "response": "r"}) + "\n")
     with pytest.raises(DataError, match="record 'x'"):
         intrinsic.read_set(path)
+
+
+# --- the official rubrics (data-agora's layout; the files are written here with made-up text) ----------
+
+EVALUATORS_PY = "rubrics = {d: {'quality': {'criteria': d}} for d in ('general', 'math', 'code')}"
+
+# `rubrics` above is a comprehension (not a literal); the official file writes it out as a literal dict.
+LITERAL_RUBRICS = {
+    d: {
+        a: {
+            "criteria": f"How {a} is this {d} item?",
+            **{f"score{i}_description": f"{d} {a} {i}" for i in range(1, 6)},
+        }
+        for a in ("complexity", "quality")
+    }
+    for d in ("general", "math", "code")
+}
+CLASS_PY = """
+class InstructionComplexityEvaluator:
+    def llm_as_a_judge_evaluate(self, domain, instances):
+        return [f"Write a {domain} task that is hard."] * len(instances)
+"""
+PROMPTS_PY = '''
+ABS_SYSTEM_PROMPT = "You judge fairly."
+ABSOLUTE_PROMPT_WO_REF = """Task: grade.
+###Instruction:
+{instruction}
+###Response:
+{response}
+###Rubric:
+{rubric}
+###Feedback: """
+SCORE_RUBRIC_TEMPLATE = """
+[{criteria}]
+Score 1: {score1_description}
+Score 2: {score2_description}
+Score 3: {score3_description}
+Score 4: {score4_description}
+Score 5: {score5_description}
+""".strip()
+'''
+
+
+def official_files(tmp_path: Path) -> tuple[dict, dict]:
+    from agorabench.jsonl import sha256_file
+
+    ev = tmp_path / "intrinsic_evaluators.py"
+    ev.write_text('raise SystemExit("executed")\nrubrics = ' + repr(LITERAL_RUBRICS) + "\n" + CLASS_PY)
+    pr = tmp_path / "prompts.py"
+    pr.write_text(PROMPTS_PY)
+    spec = {
+        name: {"repo": f"org/{name}", "commit": "0" * 40, "path": f"src/{p.name}", "sha256": sha256_file(p)}
+        for name, p in (("evaluators", ev), ("prompts", pr))
+    }
+    return spec, {"evaluators": str(ev), "prompts": str(pr)}
+
+
+def test_official_rubrics_are_read_without_running_the_file(tmp_path):
+    _, paths = official_files(tmp_path)
+    source = Path(paths["evaluators"]).read_text()
+    rubrics, meta_task = intrinsic.official_rubrics(
+        source, paths["evaluators"]
+    )  # would raise SystemExit if run
+    assert rubrics == LITERAL_RUBRICS and meta_task == "Write a {domain} task that is hard."
+    with pytest.raises(DataError, match="not a literal"):
+        intrinsic.official_rubrics(EVALUATORS_PY, "comprehension.py")
+    with pytest.raises(DataError, match=r"rubrics\['code'\]\['quality'\]"):
+        broken = {**LITERAL_RUBRICS, "code": {"complexity": LITERAL_RUBRICS["code"]["complexity"]}}
+        intrinsic.official_rubrics("rubrics = " + repr(broken) + CLASS_PY, "broken.py")
+
+
+def test_official_templates_grade_difficulty_as_the_answer_to_the_meta_task(tmp_path):
+    spec, paths = official_files(tmp_path)
+    templates = intrinsic.load_official_templates(spec, paths, "instruction_following")
+    rec = {"instruction": "Plan a trip {response}.", "response": "Go east."}
+    system, user = templates["instruction_difficulty"].render({"instruction": rec["instruction"]})
+    assert system == {"role": "system", "content": "You judge fairly."}
+    # the meta-task of the official "general" domain is the instruction; the generated instruction is judged
+    assert (
+        "###Instruction:\nWrite a general task that is hard.\n###Response:\nPlan a trip {response}."
+        in user["content"]
+    )
+    assert "[How complexity is this general item?]\nScore 1: general complexity 1" in user["content"]
+    _, quality = templates["response_quality"].render(rec)
+    assert "Plan a trip {response}.\n###Response:\nGo east." in quality["content"]
+    assert "Score 5: general quality 5\n###Feedback: " in quality["content"]
+    math_t = intrinsic.load_official_templates(spec, paths, "math")["response_quality"]
+    assert math_t.sha256 != templates["response_quality"].sha256 and "'math'" in math_t.source
+    req = intrinsic.judge_requests(
+        [rec], templates["response_quality"], aspect="response_quality", judge_model="j", sampling=Sampling()
+    )
+    assert req[0].messages == templates["response_quality"].render(rec)
+
+
+def test_official_files_are_verified_by_sha256(tmp_path):
+    spec, paths = official_files(tmp_path)
+    bad = {**spec, "prompts": {**spec["prompts"], "sha256": "f" * 64}}
+    with pytest.raises(DataError, match=r"prompts\.py.*intrinsic\.rubrics\.prompts\.sha256"):
+        intrinsic.load_official_templates(bad, paths, "math")
+    out = {n: str(tmp_path / "assets" / e["repo"] / e["commit"] / e["path"]) for n, e in spec.items()}
+    local = {n: {**e, "local_dir": str(tmp_path)} for n, e in spec.items()}
+    counts = intrinsic.obtain_official_rubrics(local, out)
+    assert Path(out["prompts"]).read_text() == PROMPTS_PY and counts["prompts"] == len(PROMPTS_PY.encode())
+    manifest = json.loads((Path(out["evaluators"]).parents[1] / "MANIFEST.json").read_text())
+    assert (
+        manifest["repo"] == "org/evaluators" and manifest["files"][0]["path"] == "src/intrinsic_evaluators.py"
+    )
+
+
+def test_intrinsic_judge_stage_with_the_official_rubrics(tmp_path, monkeypatch):
+    spec, paths = official_files(tmp_path)
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    out = tmp_path / "n3.judge.json"
+    stage_judges = {"j": {"name": "scripted", "spec": {}, "sampling": {"temperature": 1.0, "top_p": 0.9}}}
+    import agorabench.llm.factory as factory
+
+    made = []
+
+    def scripted(spec, key):
+        made.append(key)
+        return Scripted(["ok [RESULT] 3"])
+
+    monkeypatch.setattr(factory, "make_backend", scripted)  # the scripted judge stands in for an LLM
+    meta = {"generator": "g", "domain": "code", "method": "instance_generation", "variant": "v", "size": "3"}
+    stage.intrinsic_judge(
+        str(data),
+        set_meta=meta,
+        judges=stage_judges,
+        rubrics=paths,
+        sampling={"temperature": 0.0, "max_tokens": 64},
+        max_instances=None,
+        out_path=str(out),
+        official=spec,
+    )
+    rec = json.loads(out.read_text())
+    m = rec["metrics"]["response_quality_j"]
+    assert m["value"] == 3.0 and m["parsed"] == len(RECORDS) and "rubrics['code']['quality']" in m["rubric"]
+    assert (
+        m["sampling"]["temperature"] == 1.0 and m["sampling"]["max_tokens"] == 64
+    )  # the judge's own + shared
+    assert made == ["judges.scripted"]

@@ -197,6 +197,28 @@ def test_greedy_output_against_transformers_float32(server: LlamaCppServer, smol
     assert "4" in served["p1"].text and "4" in ref["p1"].text
 
 
+def test_top_logprobs_through_the_server(server: LlamaCppServer, smollm2_dir: Path) -> None:
+    """llama.cpp's OpenAI-compatible `logprobs`/`top_logprobs`: one entry per generated token, the chosen
+    token among the top ones, and the same top token as transformers' float32 distribution (the prompt
+    has a clear margin; the quantized weights shift log-probabilities by up to ~0.6, so values are not
+    compared exactly)."""
+    from agorabench.llm.transformers_backend import TransformersBackend
+
+    req = Request(
+        "lp", ({"role": "user", "content": "What is 2 + 2?"},), Sampling(max_tokens=4), top_logprobs=5
+    )
+    [served] = make_backend(backend_spec(server.url)).complete([req])
+    assert served.top_logprobs is not None and len(served.top_logprobs) == served.output_tokens
+    assert all(0 < len(step) <= 6 and all(lp <= 0 for lp in step.values()) for step in served.top_logprobs)
+    local = TransformersBackend(smollm2_dir, dtype="float32", batch_size=1, num_threads=1)
+    try:
+        [ref] = local.complete([req])
+    finally:
+        local.close()
+    top = [max(step, key=step.get) for step in (served.top_logprobs[0], ref.top_logprobs[0])]
+    assert top[0] == top[1]
+
+
 def test_generate_set_through_the_server_then_resumes_with_zero_calls(
     server: LlamaCppServer, tmp_path: Path
 ) -> None:

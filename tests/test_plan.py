@@ -60,7 +60,7 @@ def test_prompt_tokens_without_seed_files_come_from_template_and_seed_lengths():
     # The paper's seed files are not in the repository: the fallback is the template plus assumed seeds.
     prompt, output, source = plan.pool_tokens(PAPER, "math", "instance_generation", "agorabench", 10_000)
     assert source == "assumed"
-    template = load_template(wf.template_path(PAPER, "agorabench", "math", "instance_generation"))
+    template = load_template(wf.planning_template(PAPER, "agorabench", "math", "instance_generation"))
     ins, res = plan.SEED_TOKENS[("math", "instance_generation")]
     assert prompt > plan.tokens(template.text) - 20 + template.n_demos * (ins + res)
     assert output == ins + res

@@ -30,8 +30,11 @@ def _expected_jobs() -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     out |= {_key("materialize_model", model_name=m) for m in CONFIG["models"]}
     out |= {_key("prepare_benchmark", benchmark=b) for b in CONFIG["benchmarks"]}
     judged = set(wf.judged(CONFIG))
+    for model, benchmarks in wf.inference_jobs(CONFIG):
+        name = wf.PREDICT_BASELINES if model in wf.BASELINES else model.split("/")[2]
+        assert benchmarks == wf.prediction_sets(CONFIG)[name]
+        out.add(_key(f"predict_{name}", model=model))
     for model, bench in wf.evaluations(CONFIG):
-        out.add(_key("predict", model=model, benchmark=bench))
         out.add(_key("score_judged" if bench in judged else "score", model=model, benchmark=bench))
     for s in wf.students(CONFIG):
         setting = {"generator": s.generator, "domain": s.domain, "method": s.method, "variant": s.variant}

@@ -1,11 +1,14 @@
 """The sandbox: verdicts, limits, and hostile programs that must be contained while the run completes.
 
-Hostile programs also try to get past the Python-level guard with ctypes, so these tests exercise the OS
-layers (namespaces, uid drop, Landlock, rlimits) where the machine has them.
+Every test runs in both ways: warm servers inside bubblewrap (`bwrap`), and the direct way that is left
+where bubblewrap cannot run (forced here with `bwrap=False`). Hostile programs also try to get past the
+Python-level guard with ctypes, so these tests exercise the OS layers (bubblewrap, namespaces, uid drop,
+Landlock, rlimits) where the machine has them. Reading the host's files is contained only by bubblewrap.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -14,15 +17,50 @@ from pathlib import Path
 
 import pytest
 
-from agorabench.evaluation.sandbox import Limits, Sandbox, _namespace_prefix
+from agorabench.evaluation import sandbox as sandbox_module
+from agorabench.evaluation.sandbox import (
+    ERROR_MAX_CHARS,
+    OUTPUT_TAIL_BYTES,
+    IsolationError,
+    Limits,
+    Sandbox,
+    SandboxResult,
+    _namespace_prefix,
+)
 
 HOSTILE_TIMEOUT_S = 2.0
-OS_LAYERS = ("netns", "uid", "landlock")
+OS_LAYERS = ("bwrap", "netns", "uid", "landlock")
+UID_BASE = 2_000_000
+MODES = ("bwrap", "direct")
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Sandbox:
-    return Sandbox(Limits(timeout_s=HOSTILE_TIMEOUT_S, memory_mb=1024, max_processes=16), workers=2)
+def _bwrap_runs() -> bool:
+    try:
+        Sandbox(workers=1, bwrap=True).close()
+    except RuntimeError:
+        return False
+    return True
+
+
+BWRAP = _bwrap_runs()
+
+
+def _make(mode: str, limits: Limits, workers: int = 1) -> Sandbox:
+    if mode == "bwrap" and not BWRAP:
+        pytest.skip("bubblewrap does not run on this machine")
+    return Sandbox(limits, workers=workers, uid_base=UID_BASE, bwrap=mode == "bwrap")
+
+
+@pytest.fixture(scope="module", params=MODES)
+def sandbox(request: pytest.FixtureRequest):
+    limits = Limits(timeout_s=HOSTILE_TIMEOUT_S, memory_mb=1024, max_processes=16)
+    with _make(request.param, limits, workers=2) as box:
+        yield box
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def _has_layer(result_isolation: tuple[str, ...], prefix: str) -> bool:
@@ -42,11 +80,19 @@ def _processes_with(marker: str) -> list[int]:
     return pids
 
 
+def _throwaway_uid_processes() -> list[int]:
+    """Processes of this test process's throwaway uids (see sandbox._UidPool); as root only."""
+    if os.geteuid() != 0:
+        return []
+    low = UID_BASE + (os.getpid() % (1 << 22)) * 256
+    return [pid for uid in range(low, low + 256) for pid in sandbox_module._uid_processes(uid)]
+
+
 def _assert_no_process_left(marker: str, within_s: float = 5.0) -> None:
     deadline = time.monotonic() + within_s
-    while _processes_with(marker) and time.monotonic() < deadline:
+    while (_processes_with(marker) or _throwaway_uid_processes()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _processes_with(marker) == []
+    assert _processes_with(marker) == [] and _throwaway_uid_processes() == []
 
 
 # ---------------------------------------------------------------- verdicts
@@ -105,12 +151,77 @@ def test_isolation_is_recorded(sandbox: Sandbox) -> None:
     result = sandbox.run("pass")
     assert result.status == "passed"
     assert "rlimits" in result.isolation and "python-guard" in result.isolation
-    prefix, layers = _namespace_prefix()
-    assert set(layers) <= set(result.isolation)
-    if prefix:
-        assert {"netns", "pidns"} <= set(result.isolation)
+    if sandbox.mode == "bwrap":
+        assert {"bwrap", "netns", "pidns"} <= set(result.isolation)
+        assert ("userns" in result.isolation) == (os.geteuid() != 0)
+    else:
+        prefix, layers = _namespace_prefix()
+        assert "bwrap" not in result.isolation and set(layers) <= set(result.isolation)
+        if prefix:
+            assert {"netns", "pidns"} <= set(result.isolation)
     if os.geteuid() == 0:
         assert "uid" in result.isolation
+
+
+def test_bubblewrap_is_used_where_it_runs() -> None:
+    with Sandbox(workers=1) as box:
+        assert box.mode == ("bwrap" if BWRAP else "direct")
+    with Sandbox(workers=1, bwrap=False) as box:
+        assert box.mode == "direct"
+
+
+@pytest.mark.skipif(not BWRAP, reason="bubblewrap does not run on this machine")
+def test_bubblewrap_shows_only_a_minimal_view() -> None:
+    program = (
+        "import json, os\n"
+        "print(json.dumps(sorted(os.listdir('/'))))\n"
+        "print(json.dumps([e for e in os.listdir('/proc') if e.isdigit()]))\n"
+        "print(json.dumps(dict(os.environ)))\n"
+        "print(int(open('/proc/self/status').read().split('CapEff:')[1].split()[0], 16))\n"
+        f"print(json.dumps([os.path.exists({os.getcwd()!r}), sorted(os.listdir('/root'))]))\n"
+    )
+    with Sandbox(workers=1, bwrap=True) as box:
+        result = box.run(program)
+    assert result.status == "passed", result
+    top, pids, env, caps, host = (json.loads(line) for line in result.output.splitlines())
+    assert {"usr", "tmp", "proc", "dev", "sandbox"} <= set(top)
+    assert {"etc", "home", "work", "opt", "var", "mnt", "srv"}.isdisjoint(top)
+    assert len(pids) <= 3  # bubblewrap's init, the server, this program
+    assert set(env) <= {"PATH", "HOME", "TMPDIR", "PWD", "LANG", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                        "MKL_NUM_THREADS"}  # fmt: skip
+    assert caps == 0
+    assert host[0] is False and set(host[1]) <= {".pyenv"}  # nothing of /root but an interpreter
+
+
+def test_packages_are_exposed_only_when_named() -> None:
+    if not BWRAP:
+        pytest.skip("bubblewrap does not run on this machine")
+    program = "import yaml\nassert yaml.safe_load('a: 1') == {'a': 1}\n"
+    with Sandbox(workers=1, bwrap=True) as box:
+        result = box.run(program)
+    assert result.status == "error" and "ModuleNotFoundError" in result.error
+    with Sandbox(workers=1, bwrap=True, packages=["yaml"]) as box:
+        assert box.run(program).status == "passed"
+    with pytest.raises(ValueError, match="not installed"):
+        Sandbox(workers=1, bwrap=True, packages=["no_such_package_xyz"])
+
+
+def test_no_isolation_at_all_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A machine with no OS layer cannot be made here: the probe's result is replaced by one that
+    # reports only the layers that would remain there.
+    bare = SandboxResult("passed", None, 0.0, ("rlimits", "python-guard"), "")
+    monkeypatch.setattr(Sandbox, "_run_in_slot", lambda self, program, label, uid: bare)
+    with pytest.raises(IsolationError, match="only rlimits and the Python guard"):
+        Sandbox(workers=1, bwrap=False)
+    assert Sandbox(workers=1, bwrap=False, allow_no_isolation=True).run("pass") is bare
+
+
+def test_stored_output_and_errors_are_bounded(sandbox: Sandbox) -> None:
+    program = "print('x' * 100_000)\nraise ValueError('y' * 100_000)\n"
+    result = sandbox.run(program)
+    assert result.status == "error" and result.error.startswith("ValueError: yyy")
+    assert len(result.error) <= ERROR_MAX_CHARS + 40
+    assert 0 < len(result.output.encode()) <= OUTPUT_TAIL_BYTES
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="uids are only switched when running as root")
@@ -177,14 +288,15 @@ def test_background_children_are_killed(sandbox: Sandbox) -> None:
     ],
     ids=["one-allocation", "gradual"],
 )
-def test_memory_bomb_is_contained(program: str) -> None:
-    result = Sandbox(Limits(timeout_s=10, memory_mb=256), workers=1).run(program)
+def test_memory_bomb_is_contained(mode: str, program: str) -> None:
+    with _make(mode, Limits(timeout_s=10, memory_mb=256)) as box:
+        result = box.run(program)
     assert result.status == "error" and "MemoryError" in result.error
 
 
-def test_large_file_is_stopped(tmp_path: Path) -> None:
-    sandbox = Sandbox(Limits(timeout_s=HOSTILE_TIMEOUT_S, max_file_mb=1), workers=1)
-    result = sandbox.run("with open('big', 'wb') as fh:\n    fh.write(b'x' * 5 * 1024**2)\n")
+def test_large_file_is_stopped(mode: str) -> None:
+    with _make(mode, Limits(timeout_s=HOSTILE_TIMEOUT_S, max_file_mb=1)) as box:
+        result = box.run("with open('big', 'wb') as fh:\n    fh.write(b'x' * 5 * 1024**2)\n")
     assert result.status == "error" and "File too large" in result.error
 
 
@@ -260,3 +372,88 @@ def test_signals_cannot_reach_the_parent(sandbox: Sandbox) -> None:
     if not any(_has_layer(result.isolation, layer) for layer in ("pidns", "uid", "landlock")):
         pytest.skip("no OS-level isolation on this machine")
     assert result.status == "passed", result
+
+
+# ---------------------------------------------------------------- reading the host (bubblewrap only)
+
+READING_ACTS = {
+    "open": "print(open({secret!r}).read())\nraise RuntimeError(open({secret!r}).read())\n",
+    "ctypes": (
+        "import ctypes\nlibc = ctypes.CDLL(None)\nfd = libc.open({secret!r}.encode(), 0)\n"
+        "buf = ctypes.create_string_buffer(4096)\nn = libc.read(fd, buf, 4096)\n"
+        "raise RuntimeError(buf.raw[:max(n, 0)].decode())\n"
+    ),
+    "symlink": "import os\nos.symlink({secret!r}, 'link')\nraise RuntimeError(open('link').read())\n",
+    "proc-self-root": "raise RuntimeError(open('/proc/self/root' + {secret!r}).read())\n",
+    "proc-1-root": "raise RuntimeError(open('/proc/1/root' + {secret!r}).read())\n",
+    "proc-environ": (
+        "import os\nfound = []\nfor pid in os.listdir('/proc'):\n"
+        "    try:\n        found.append(open(f'/proc/{{pid}}/environ', 'rb').read().decode())\n"
+        "    except Exception:\n        pass\nprint(found)\nraise RuntimeError(str(found))\n"
+    ),
+    "proc-cmdline": (
+        "import os\nfound = []\nfor pid in os.listdir('/proc'):\n"
+        "    try:\n        found.append(open(f'/proc/{{pid}}/cmdline', 'rb').read().decode())\n"
+        "    except Exception:\n        pass\nprint(found)\nraise RuntimeError(str(found))\n"
+    ),
+}
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> tuple[Path, str]:
+    """A 0600 file outside every sandbox, and its canary text."""
+    canary = f"canary-{uuid.uuid4().hex}"
+    path = tmp_path / "secret.txt"
+    path.write_text(canary)
+    path.chmod(0o600)
+    return path, canary
+
+
+@pytest.mark.parametrize("act", sorted(READING_ACTS))
+def test_host_files_cannot_be_read(sandbox: Sandbox, secret: tuple[Path, str], act: str) -> None:
+    path, canary = secret
+    result = sandbox.run(READING_ACTS[act].format(secret=str(path)))
+    assert len(result.error or "") <= ERROR_MAX_CHARS + 40 and len(result.output) <= OUTPUT_TAIL_BYTES
+    if sandbox.mode != "bwrap":
+        pytest.skip("only bubblewrap hides the host's files; the direct way bounds what is stored")
+    assert result.status == "error", result
+    assert canary not in (result.error or "") and canary not in result.output
+
+
+def test_reading_acts_work_where_the_host_is_visible(secret: tuple[Path, str]) -> None:
+    """The control: the same acts do read the file in the direct way (as root it keeps
+    CAP_DAC_READ_SEARCH), so their failure under bubblewrap is bubblewrap's doing."""
+    if os.geteuid() != 0:
+        pytest.skip("the direct way reads root-only files only as root")
+    path, canary = secret
+    with Sandbox(workers=2, bwrap=False) as box:
+        acts = ("open", "ctypes", "symlink", "proc-self-root")
+        results = box.run_many([READING_ACTS[a].format(secret=str(path)) for a in acts])
+    assert all(canary in (r.error or "") for r in results), results
+
+
+def test_scoring_without_bubblewrap_falls_back_and_refuses_no_isolation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agorabench.errors import ConfigError
+    from agorabench.evaluation.scorers.code import CodeScorer
+
+    items = [{"id": "t/1", "prompt": "p", "tests": "assert f() == 1\n", "setup": "", "entry_point": None,
+              "prompt_code": None}]  # fmt: skip
+    preds = [{"id": "t/1", "output": "def f():\n    return 1\n"}]
+    monkeypatch.setattr(sandbox_module, "_bwrap_binaries", list)  # as on a machine without bubblewrap
+    score = CodeScorer().score(items, preds, workers=1)
+    assert score.value == 100.0 and "bwrap" not in score.settings["isolation"]
+    bare = SandboxResult("passed", None, 0.0, ("rlimits", "python-guard"), "")
+    monkeypatch.setattr(Sandbox, "_run_in_slot", lambda self, program, label, uid: bare)  # and no OS layer
+    with pytest.raises(ConfigError, match=r"evaluation\.code_allow_no_isolation.*set it to true"):
+        CodeScorer().score(items, preds, workers=1)
+    assert CodeScorer().score(items, preds, workers=1, allow_no_isolation=True).value == 100.0
+
+
+@pytest.mark.skipif(not BWRAP, reason="bubblewrap does not run on this machine")
+def test_a_closed_sandbox_runs_nothing() -> None:
+    box = Sandbox(workers=1)
+    box.close()
+    with pytest.raises(RuntimeError, match="closed"):  # never a silent fall back to the direct way
+        box.run("pass")

@@ -31,7 +31,7 @@ TARGETS = ["scores_table", "pgr_table", "figure_pgr"]
 TIMEOUT_S = int(os.environ.get("AGORABENCH_SLURM_TIMEOUT_S", "1500"))
 ACCOUNT = "agorabench"  # made by tools/slurm/start-slurm.sh
 QOS = "normal"
-GPU_RULES = ("train_student", "train_reference", "predict")
+GPU_RULES = ("train_student", "train_reference", "predict_baselines", "predict_instruction_following")
 NO_GPU_RULES = ("generate_api", "score_judged", "materialize_model", "prepare_seeds", "scores_table")
 
 
@@ -200,7 +200,7 @@ def test_small_jobs_were_grouped(jobs, slurm_run):
     assert done, "snakemake did not report all steps done"
     assert len(jobs) < int(done.group(1))
     assert any({"take_size", "train_student"} <= j["rules"] for j in jobs)
-    assert any({"predict", "score"} <= j["rules"] for j in jobs)
+    assert any({"predict_baselines", "score"} <= j["rules"] for j in jobs)
 
 
 def test_the_slice_is_complete(slurm_run):

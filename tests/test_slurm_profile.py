@@ -56,7 +56,8 @@ def test_dry_run_needs_no_scheduler_and_lists_the_whole_study(paper):
     assert paper["total"] == len(jobs)
     count = {rule: sum(j["rule"] == rule for j in jobs) for rule in {j["rule"] for j in jobs}}
     assert count["train_student"] == len(wf.students(CONFIG))
-    assert count["predict"] == len(wf.evaluations(CONFIG))
+    predict_rules = {f"predict_{s}" for s in wf.prediction_sets(CONFIG)}  # one inference job per model
+    assert sum(n for rule, n in count.items() if rule in predict_rules) == len(wf.inference_jobs(CONFIG))
     assert count["generate_api"] + count["generate_local"] == len(wf.generated_sets(CONFIG))
     assert count["score"] + count["score_judged"] == len(wf.evaluations(CONFIG))
 
@@ -83,8 +84,9 @@ def test_gpu_counts_come_from_the_study_config(paper):
             assert res["gpu"] == CONFIG["training"]["gpus"]
         elif rule == "generate_local":
             assert res["gpu"] == CONFIG["generators"][wc["generator"]]["tensor_parallel_size"]
-        elif rule == "predict":
+        elif rule in {f"predict_{s}" for s in wf.prediction_sets(CONFIG)}:
             assert res["gpu"] == CONFIG["evaluation"].get("gpus", 1)
+            rule = "predict"
         else:
             continue
         seen.add((rule, res["gpu"]))
@@ -111,7 +113,8 @@ def test_site_settings_come_from_the_environment(tmp_path):
         if job["rule"] != "all":
             by_rule.setdefault(job["rule"], set()).add(job["resources"]["slurm_partition"])
             assert job["resources"]["slurm_account"] == "proj42", job
-    assert by_rule["train_student"] == by_rule["predict"] == by_rule["generate_local"] == {"gpu-a100"}
+    assert by_rule["train_student"] == by_rule["predict_math"] == by_rule["generate_local"] == {"gpu-a100"}
+    assert by_rule["predict_baselines"] == {"gpu-a100"}
     assert by_rule["generate_api"] == by_rule["score_judged"] == by_rule["materialize_model"] == {"login"}
     assert by_rule["scores_table"] == {"short"}
 

@@ -95,6 +95,8 @@ def test_info_plot_and_no_leftover_checkpoints(trained, memo_path):
     assert info["dataset"]["sha256"] == sha256_file(memo_path)
     assert info["dataset"]["rows"] == len(WORDS)
     assert info["steps"] == 4 and info["effective_global_batch"] == 4
+    assert info["training_data"] == {"seed_records": 0, "generated_records": len(WORDS)}
+    assert info["precision"] == "bf16 autocast, fp32 master weights"
     assert info["final_loss"] < info["first_loss"]
     assert set(info["versions"]) >= {"torch", "transformers", "trl", "accelerate"}
     assert info["hardware"]["cpu"] and info["hardware"]["gpu_count_visible"] == 0
@@ -189,6 +191,48 @@ def test_packing_keeps_examples_apart(smollm2_dir, tmp_path):
             alone = body(input_ids=batch["input_ids"][:, start : start + n]).last_hidden_state[0]
             torch.testing.assert_close(joint[start : start + n], alone, atol=1e-4, rtol=1e-4)
             start += n
+
+
+def _token_loss_sum(model, input_ids, labels, **kw) -> tuple[float, int]:
+    """(sum of the per-token losses, token count) of one forward pass; labels shifted as in training."""
+    out = model(input_ids=input_ids, labels=labels, **kw)
+    n = int((labels[:, 1:] != -100).sum())
+    return out.loss.item() * n, n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_loss_equals_unpacked_loss(smollm2_dir, tmp_path, attn):
+    # The attention the environments provide (config: training.attn_implementation) must keep packed
+    # examples apart: the loss of one packed row equals the token-weighted loss of its examples run alone.
+    import torch
+
+    from agorabench.training import sft
+
+    hp = validate_hparams({**HP, "packing": True, "attn_implementation": attn})
+    assert sft.resolve_attention(attn, cuda=False) == attn
+    config = sft.sft_config(hp, ckpt_dir=tmp_path / "ckpt", accumulation=1, cuda=False, liger=False)
+    rows = [to_conversation(r) for r in load_records(_write_rows(tmp_path / "t.jsonl", _memo_rows()[:3]))]
+    model = sft.load_model(str(smollm2_dir), attn).eval()
+    trainer = sft.build_trainer(model, sft.load_tokenizer(str(smollm2_dir)), rows, config)
+    packed = trainer.train_dataset[0]
+    assert len(packed["seq_lengths"]) == 3
+    batch = trainer.data_collator([packed])
+    ids, labels, pos = batch["input_ids"], batch["labels"], batch["position_ids"]
+    with torch.no_grad():
+        total, count = _token_loss_sum(model, ids, labels, position_ids=pos)
+        alone_sum = alone_n = 0
+        start = 0
+        for n in packed["seq_lengths"]:
+            s, k = _token_loss_sum(model, ids[:, start : start + n], labels[:, start : start + n])
+            alone_sum, alone_n, start = alone_sum + s, alone_n + k, start + n
+        # Control: the same row and positions with a plain causal mask lets examples see each other.
+        ones = torch.ones_like(ids)
+        crossed, _ = _token_loss_sum(model, ids, labels, position_ids=pos, attention_mask=ones)
+    assert count == alone_n > 0
+    # fp32 forward passes of the same tokens: only summation order differs (measured < 1e-6 relative).
+    assert total / count == pytest.approx(alone_sum / alone_n, rel=1e-4)
+    assert abs(crossed / count - alone_sum / alone_n) > 1e-2, "the control should see cross-example attention"
 
 
 # --- preemption -----------------------------------------------------------------------------------------
@@ -336,6 +380,9 @@ def test_cli_reports_error_without_traceback(tmp_path, smollm2_dir):
         ({"warmup_ratio": 1.5}, "training.warmup_ratio"),
         ({"attn_implementation": "fast"}, "training.attn_implementation"),
         ({"epoch": 3}, "training.epoch"),
+        ({"pure_bf16": True, "bf16": False}, "training.pure_bf16"),
+        ({"lr_gamma": 0.0}, "training.lr_gamma"),
+        ({"lr_scheduler": "step_per_epoch", "warmup_ratio": 0.03}, "training.warmup_ratio"),
     ],
 )
 def test_bad_hparams_name_the_key(change, key):
@@ -353,6 +400,89 @@ def test_global_batch_sets_accumulation():
     assert resolve_accumulation(hp, 1) == 32
     with pytest.raises(ConfigError, match=r"training\.global_batch_size"):
         resolve_accumulation(hp, 3)
+
+
+def test_paper_config_recipe_is_the_official_one():
+    # data-agora's command: 2 packed sequences x accumulation 8 x 4 GPUs, StepLR(gamma 0.85) per epoch,
+    # pure bf16, weight decay 0.01 (README.md:142-160, train/src/llama_recipes/configs/training.py:26).
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text(encoding="utf-8"))["training"]
+    hp = validate_hparams(cfg)
+    assert resolve_accumulation(hp, cfg["gpus"]) == 8
+    assert hp.per_device_batch_size * 8 * cfg["gpus"] == 64
+    assert (hp.lr_scheduler, hp.lr_gamma, hp.warmup_ratio) == ("step_per_epoch", 0.85, 0.0)
+    assert hp.pure_bf16 and hp.bf16 and hp.weight_decay == 0.01
+
+
+def test_epoch_step_factor_is_steplr_per_epoch():
+    import torch
+
+    from agorabench.training.schedule import epoch_step_factor
+
+    factor = epoch_step_factor(3, 0.85)
+    # torch's own StepLR, stepped once per epoch of 3 optimizer steps, is the reference.
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    step_lr = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.85)
+    expected = []
+    for _epoch in range(4):
+        expected += [opt.param_groups[0]["lr"]] * 3
+        opt.step()
+        step_lr.step()
+    assert [factor(k) for k in range(12)] == pytest.approx(expected)
+
+
+class _Recorder:
+    """Callback: the learning rate each optimizer step applies, and the dtypes it updates."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_pre_optimizer_step(self, args, state, control, optimizer=None, model=None, **kw):
+                outer.lrs.append(optimizer.param_groups[0]["lr"])
+                outer.epochs.append(state.epoch)
+
+            def on_optimizer_step(self, args, state, control, optimizer=None, model=None, **kw):
+                outer.param_dtypes |= {p.dtype for p in model.parameters()}
+                states = optimizer.state.values()
+                outer.state_dtypes |= {v.dtype for st in states for k, v in st.items() if k != "step"}
+
+        self.lrs, self.epochs, self.param_dtypes, self.state_dtypes = [], [], set(), set()
+        self.callback = Callback()
+
+
+@pytest.mark.slow
+def test_step_per_epoch_and_pure_bf16_on_smollm2(smollm2_dir, tmp_path):
+    from agorabench.training.sft import build_trainer, load_model, load_tokenizer, sft_config
+
+    hp = validate_hparams(
+        {
+            **HP,
+            "max_steps": None,
+            "epochs": 3,
+            "lr_scheduler": "step_per_epoch",
+            "lr_gamma": 0.5,
+            "pure_bf16": True,
+        }
+    )
+    tok = load_tokenizer(str(smollm2_dir))
+    model = load_model(str(smollm2_dir), "sdpa", hp.pure_bf16)
+    config = sft_config(hp, ckpt_dir=tmp_path / "ckpt", accumulation=1, cuda=False, liger=False)
+    rec = _Recorder()
+    rows = [to_conversation(r) for r in load_records(_write_rows(tmp_path / "t.jsonl", _memo_rows()))]
+    trainer = build_trainer(model, tok, rows, config, callbacks=[rec.callback], lr_gamma=hp.lr_gamma)
+    trainer.train()
+    # 8 rows / batch 4 = 2 optimizer steps an epoch: lr x 0.5 after each epoch, no warmup.
+    lr = HP["learning_rate"]
+    assert rec.lrs == pytest.approx([lr, lr, lr / 2, lr / 2, lr / 4, lr / 4])
+    assert trainer.state.global_step == 6
+    import torch
+
+    assert rec.param_dtypes == {torch.bfloat16}  # no fp32 master copy
+    assert rec.state_dtypes == {torch.bfloat16}  # AdamW moments in bf16 too
 
 
 # --- launching ---------------------------------------------------------------------------------------------

@@ -33,11 +33,12 @@ def test_paper_plan_counts():
     config = load("config.yaml")
     students = wf.students(config)
     # Table 2: 6 generators x 9 settings; Table 5: 3 generators x 3 domains x 2 methods x 2 variants;
-    # Figure 7: GPT-4o-mini at 4 more sizes x 3 domains (instance generation).
-    assert len(students) == 54 + 36 + 12
+    # Figure 7: GPT-4o-mini, Llama-3.1-70B and -8B at 2 more sizes (25K, 50K) x 3 domains x 3 methods.
+    assert len(students) == 54 + 36 + 54
     assert len(wf.generated_sets(config)) == 54 + 36
     assert wf.pool_size(config, "gpt-4o-mini", "math", "instance_generation", "agorabench") == 50000
     assert wf.pool_size(config, "gpt-4o", "math", "instance_generation", "agorabench") == 10000
+    assert wf.pool_size(config, "llama-3.1-8b-instruct", "code", "quality_enhancement", "agorabench") == 50000
     # every student on its domain's 2 benchmarks; S_0 and S_ref on all 6
     assert len(wf.evaluations(config)) == 2 * len(students) + 2 * 6
 
@@ -124,10 +125,11 @@ def test_paper_dag_plans_offline():
     evaluations = wf.evaluations(config)
     judged = sum(1 for _, b in evaluations if b in wf.judged(config))
     assert counts["materialize_model"] == len(config["models"])
-    assert counts["prepare_seeds"] == 9 and counts["prepare_benchmark"] == 6
+    assert counts["prepare_seeds"] == counts["build_seed_set"] == 9 and counts["prepare_benchmark"] == 6
     assert counts["generate_api"] + counts["generate_local"] == len(wf.generated_sets(config)) == 90
-    assert counts["take_size"] == counts["train_student"] == len(students) == 102
-    assert counts["predict"] == len(evaluations) == 216
+    assert counts["take_size"] == counts["train_student"] == counts["training_data"] == len(students) == 144
+    predicts = sum(counts[f"predict_{s}"] for s in wf.prediction_sets(config))
+    assert predicts == len(wf.inference_jobs(config)) == 2 + len(students)  # one job per model
     assert counts["score"] + counts["score_judged"] == len(evaluations) and counts["score_judged"] == judged
     assert counts["all"] == 1 and counts["total"] > 700
 
@@ -141,6 +143,6 @@ def test_demo_dag_plans():
     assert counts["materialize_model"] == 1 and counts["train_reference"] == 1
     assert counts["generate_local"] == len(wf.generated_sets(config)) == 18
     assert counts["take_size"] == counts["train_student"] == len(students)
-    assert counts["predict"] == len(wf.evaluations(config))
+    assert sum(counts[f"predict_{s}"] for s in wf.prediction_sets(config)) == 2 + len(students)
     for rule in ("scores_table", "pgr_table", "figure_pgr"):
         assert counts[rule] == 1

@@ -208,9 +208,11 @@ def plot_pgr_on_pcs(
     scores: pd.DataFrame | None = None,
     why: str = "",
     note: str | None = None,
+    composite: OLSResult | None = None,
 ) -> list[Path]:
-    """Figure 6: observed PGR against the PGR predicted from the top principal components. Without a fit
-    (too few points), PGR is drawn against PC1 (`scores`) and R^2 / p are reported as n/a with `why`."""
+    """Figure 6: observed PGR against the PGR predicted from the top principal components, with the fit on
+    the PC scores and on their one weighted composite (`composite`) in the legend. Without a fit (too few
+    points), PGR is drawn against PC1 (`scores`) and R^2 / p are reported as n/a with `why`."""
     y = np.asarray(pgr, dtype=float)
     fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.subplots()
@@ -219,6 +221,8 @@ def plot_pgr_on_pcs(
         lo, hi = float(min(y.min(), fit.fitted.min())), float(max(y.max(), fit.fitted.max()))
         ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
         ax.plot([], [], " ", label=_fit_label(fit, f"OLS on {fit.coef.size} PCs"))
+        if composite is not None:
+            ax.plot([], [], " ", label=_fit_label(composite, "OLS on 1 weighted composite"))
         ax.set_xlabel("predicted PGR (%)")
     else:
         if scores is not None and len(scores) == len(y):

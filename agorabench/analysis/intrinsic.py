@@ -1,6 +1,7 @@
 """Intrinsic metrics of a generated data set (the paper's Table 8, the features of Figures 5 and 6).
 
-- instruction difficulty and response quality: an LLM judge's 1-5 score under the project's rubrics
+- instruction difficulty and response quality: an LLM judge's 1-5 score under the official per-domain rubrics
+  (data-agora's intrinsic_evaluators.py in prometheus-eval's absolute-grading prompt) or the project's
   (config/intrinsic/*.txt); calls go through the durable call store; unparsed verdicts are counted and left
   out of the mean;
 - perplexity of the instructions (or of the responses given their instructions) under a causal LM;
@@ -12,6 +13,7 @@ Every metric value is recorded with its model and settings. Heavy libraries load
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import importlib
@@ -24,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from agorabench.errors import ConfigError, DataError
-from agorabench.evaluation.judging import JudgeTemplate, load_template
-from agorabench.jsonl import read_jsonl
+from agorabench.evaluation.judging import JudgeTemplate, fill, load_template
+from agorabench.jsonl import read_jsonl, sha256_text
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
 
@@ -139,6 +141,172 @@ def judge_aspect(
 def load_rubric(path: str | Path, aspect: str) -> JudgeTemplate:
     """A rubric file (chat-ML blocks or one user message) with the aspect's placeholders."""
     return load_template(path, f"{aspect}.txt", JUDGE_ASPECTS[aspect])
+
+
+# The official rubrics: data-agora's per-domain rubrics (intrinsic_evaluators.py) in prometheus-eval's
+# absolute-grading prompt (prompts.py), both read with `ast` (never executed) from verified files.
+
+OFFICIAL_DOMAINS = {"math": "math", "code": "code", "instruction_following": "general"}
+OFFICIAL_ASPECTS = {"instruction_difficulty": "complexity", "response_quality": "quality"}
+RUBRIC_KEYS = ("criteria", *(f"score{i}_description" for i in range(1, 6)))
+PROMETHEUS_NAMES = ("ABS_SYSTEM_PROMPT", "ABSOLUTE_PROMPT_WO_REF", "SCORE_RUBRIC_TEMPLATE")
+META_TASK_CLASS = "InstructionComplexityEvaluator"  # grades an instruction as the answer to a meta-task
+META_TASK_METHOD = "llm_as_a_judge_evaluate"
+
+
+def verified_source(path: str | Path, sha256: str, key: str) -> str:
+    """The text of an official file whose sha256 is the configured one (else DataError naming both)."""
+    from agorabench.jsonl import sha256_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"official file not found (configured as {key})")
+    got = sha256_file(path)
+    if got != sha256:
+        raise DataError(path, f"sha256 is {got}, {key}.sha256 records {sha256}")
+    return path.read_text(encoding="utf-8")
+
+
+def _string_value(node: ast.expr) -> str | None:
+    """A string literal, or a literal with `.strip()` (as prompts.py writes its rubric template)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "strip"
+        and not node.args
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+    ):
+        return node.func.value.value.strip()
+    return None
+
+
+def _module_assignments(tree: ast.Module) -> dict[str, ast.expr]:
+    return {
+        t.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
+
+def prometheus_prompts(source: str, where: str) -> dict[str, str]:
+    """ABS_SYSTEM_PROMPT, ABSOLUTE_PROMPT_WO_REF and SCORE_RUBRIC_TEMPLATE of prometheus-eval's prompts.py."""
+    values = _module_assignments(ast.parse(source, filename=where))
+    out = {}
+    for name in PROMETHEUS_NAMES:
+        text = _string_value(values[name]) if name in values else None
+        if text is None:
+            raise DataError(where, f"no module-level string {name}")
+        out[name] = text
+    return out
+
+
+def _meta_task(tree: ast.Module, where: str) -> str:
+    """The meta-task instruction of the difficulty grader, an f-string of `domain`, as '...{domain}...'."""
+    methods = [
+        f
+        for c in tree.body
+        if isinstance(c, ast.ClassDef) and c.name == META_TASK_CLASS
+        for f in c.body
+        if isinstance(f, ast.FunctionDef) and f.name == META_TASK_METHOD
+    ]
+    found = [n for f in methods for n in ast.walk(f) if isinstance(n, ast.JoinedStr)]
+    if len(found) != 1:
+        raise DataError(
+            where,
+            f"expected one meta-task f-string in {META_TASK_CLASS}.{META_TASK_METHOD}, found {len(found)}",
+        )
+    parts = []
+    for v in found[0].values:
+        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+            parts.append(v.value)
+        elif isinstance(v, ast.FormattedValue) and isinstance(v.value, ast.Name) and v.value.id == "domain":
+            parts.append("{domain}")
+        else:
+            raise DataError(where, "the meta-task f-string may only interpolate `domain`")
+    return "".join(parts)
+
+
+def official_rubrics(source: str, where: str) -> tuple[dict[str, dict[str, dict[str, str]]], str]:
+    """data-agora's `rubrics` (domain -> complexity / quality -> criteria, score1..5_description) and the
+    difficulty grader's meta-task, read from intrinsic_evaluators.py."""
+    tree = ast.parse(source, filename=where)
+    values = _module_assignments(tree)
+    if "rubrics" not in values:
+        raise DataError(where, "no module-level `rubrics`")
+    try:
+        rubrics = ast.literal_eval(values["rubrics"])
+    except ValueError:
+        raise DataError(where, "`rubrics` is not a literal") from None
+    for domain in OFFICIAL_DOMAINS.values():
+        for aspect in OFFICIAL_ASPECTS.values():
+            rubric = rubrics.get(domain, {}).get(aspect) if isinstance(rubrics, dict) else None
+            if not isinstance(rubric, dict) or any(not isinstance(rubric.get(k), str) for k in RUBRIC_KEYS):
+                raise DataError(where, f"rubrics[{domain!r}][{aspect!r}] lacks {', '.join(RUBRIC_KEYS)}")
+    return rubrics, _meta_task(tree, where)
+
+
+def official_template(
+    aspect: str,
+    domain: str,
+    rubrics: Mapping[str, Any],
+    meta_task: str,
+    prompts: Mapping[str, str],
+    source: str,
+) -> JudgeTemplate:
+    """The official judge prompt of one aspect and domain: the system prompt, then the absolute-grading
+    prompt with the domain's rubric. Response quality grades (instruction, response); instruction
+    difficulty grades the instruction as the response to the meta-task, as data-agora does."""
+    d = OFFICIAL_DOMAINS[domain]
+    rubric = fill(prompts["SCORE_RUBRIC_TEMPLATE"], rubrics[d][OFFICIAL_ASPECTS[aspect]])
+    if aspect == "response_quality":
+        values = {"rubric": rubric}
+    else:
+        values = {
+            "instruction": fill(meta_task, {"domain": d}),
+            "response": "{instruction}",
+            "rubric": rubric,
+        }
+    messages = (
+        ("system", prompts["ABS_SYSTEM_PROMPT"]),
+        ("user", fill(prompts["ABSOLUTE_PROMPT_WO_REF"], values)),
+    )
+    where = f"{source} (rubrics[{d!r}][{OFFICIAL_ASPECTS[aspect]!r}])"
+    return JudgeTemplate(messages=messages, source=where, sha256=sha256_text(repr(messages)))
+
+
+def load_official_templates(
+    spec: Mapping[str, Any], paths: Mapping[str, str], domain: str
+) -> dict[str, JudgeTemplate]:
+    """Aspect -> official judge template for `domain`; `spec`: `intrinsic.rubrics` (each file's sha256),
+    `paths`: where the evaluators and prompts files are."""
+    ev = verified_source(paths["evaluators"], spec["evaluators"]["sha256"], "intrinsic.rubrics.evaluators")
+    pr = verified_source(paths["prompts"], spec["prompts"]["sha256"], "intrinsic.rubrics.prompts")
+    rubrics, meta_task = official_rubrics(ev, str(paths["evaluators"]))
+    prompts = prometheus_prompts(pr, str(paths["prompts"]))
+    source = " + ".join(f"{spec[n]['repo']}@{spec[n]['commit'][:7]}" for n in ("evaluators", "prompts"))
+    return {a: official_template(a, domain, rubrics, meta_task, prompts, source) for a in JUDGE_ASPECTS}
+
+
+def obtain_official_rubrics(spec: Mapping[str, Any], out_paths: Mapping[str, str]) -> dict[str, Any]:
+    """Obtain and verify the evaluators and prompts files (`intrinsic.rubrics`) at their pinned commits,
+    with agorabench.data.assets (raw GitHub, or `local_dir`), each to its `out_paths` entry."""
+    from agorabench.data.assets import obtain_assets
+
+    counts = {}
+    for name in ("evaluators", "prompts"):
+        entry = spec[name]
+        out = Path(out_paths[name])
+        root = out.parents[len(Path(entry["path"]).parts) - 1]
+        asset = {"repo": entry["repo"], "commit": entry["commit"], "files": {entry["path"]: entry["sha256"]}}
+        if entry.get("local_dir"):
+            asset["local_dir"] = entry["local_dir"]
+        counts[name] = obtain_assets(asset, root)["bytes"]
+    return counts
 
 
 # Perplexity ------------------------------------------------------------------------------------------

@@ -91,6 +91,15 @@ def paper_table4() -> pd.DataFrame:
     return pd.DataFrame(t["rows"], columns=t["columns"])
 
 
+def paper_table4_by_metric() -> pd.DataFrame:
+    """Table 4 indexed by metric key (as in Table 8 / Figure 5): loading_strength, contribution_percent."""
+    t = paper_table4()
+    keys = _data()["table4"]["metric_keys"]
+    if len(keys) != len(t):
+        raise DataError(DATA_FILE, f"table4.metric_keys has {len(keys)} keys for {len(t)} rows")
+    return t.drop(columns="metric_as_printed").set_axis(pd.Index(keys, name="metric")).astype(float)
+
+
 def paper_table5() -> pd.DataFrame:
     """Table 5 (meta-prompt ablation, PGR %): index (method, generator, variant), columns domains, average."""
     index, rows = [], []

@@ -15,7 +15,8 @@ from agorabench.analysis import paper
 from agorabench.errors import ConfigError
 from agorabench.workflow import Student
 
-PS_SOURCES = ("paper", "table", "evaluation")
+PS_SOURCES = ("paper", "table", "evaluation", "generators")
+GENERATOR_EVAL = "generators"  # evaluation/generators/<generator>/<benchmark>/: Table 7 measured
 
 
 def _results(config: dict[str, Any]) -> str:
@@ -56,6 +57,17 @@ def ablation(config: dict[str, Any]) -> dict[str, Any] | None:
     if not gens:
         return None
     return {"variants": names, "generators": gens, "methods": methods, "size": size}
+
+
+def template_origins(config: dict[str, Any]) -> dict[str, dict[str, dict[str, str]]]:
+    """Table 5's meta-prompt files: variant -> method -> domain -> "official" or "stand-in"."""
+    spec = ablation(config)
+    if spec is None:
+        return {}
+    return {
+        v: {m: {d: wf.template_origin(config, v, d, m) for d in wf.DOMAINS} for m in spec["methods"]}
+        for v in spec["variants"]
+    }
 
 
 def ablation_students(config: dict[str, Any]) -> list[Student]:
@@ -149,7 +161,14 @@ def problem_solving_spec(config: dict[str, Any]) -> dict[str, Any]:
     if spec.get("source", "paper") not in PS_SOURCES:
         raise ConfigError("analysis.problem_solving.source", f"must be one of {', '.join(PS_SOURCES)}")
     spec.setdefault("source", "paper")
+    if spec["source"] == "generators":  # each main generator evaluated through its own backend (Table 7)
+        spec["models"] = {g: generator_model_key(g) for g in main_generators(config)}
     return spec
+
+
+def generator_model_key(generator: str) -> str:
+    """The evaluation model key of a generator answering the benchmarks itself (Table 7)."""
+    return f"{GENERATOR_EVAL}/{generator}"
 
 
 def problem_solving_missing(config: dict[str, Any]) -> list[str]:
@@ -177,7 +196,7 @@ def check_problem_solving(config: dict[str, Any]) -> None:
 def problem_solving_score_paths(config: dict[str, Any]) -> list[str]:
     """Score files of the models evaluated as the generators (source 'evaluation'), else none."""
     spec = problem_solving_spec(config)
-    if spec["source"] != "evaluation":
+    if spec["source"] not in ("evaluation", "generators"):
         return []
     models = dict.fromkeys((spec.get("models") or {}).values())
     root = _results(config)
@@ -197,6 +216,7 @@ def enabled_targets(config: dict[str, Any]) -> dict[str, bool]:
     return {
         "table5": ablation(config) is not None,
         "figure4": has_ps,
+        "table7": has_ps,
         "intrinsic": intrinsic_enabled(config),
     }
 
@@ -252,8 +272,22 @@ def check_intrinsic(config: dict[str, Any]) -> None:
         raise ConfigError("intrinsic.diversity.embedder", "is required (package, path or hub)")
 
 
+def official_rubrics(config: dict[str, Any]) -> dict[str, Any] | None:
+    """`intrinsic.rubrics` (the official rubrics' files at pinned commits), or None for the project's."""
+    return (config.get("intrinsic") or {}).get("rubrics")
+
+
+def official_rubric_paths(config: dict[str, Any]) -> dict[str, str]:
+    """Where rule intrinsic_rubrics puts the official files: <results>/assets/<repo>/<commit>/<path>."""
+    spec = official_rubrics(config) or {}
+    return {n: f"{_results(config)}/assets/{e['repo']}/{e['commit']}/{e['path']}" for n, e in spec.items()}
+
+
 def rubric_paths(config: dict[str, Any]) -> dict[str, str]:
-    """Aspect -> rubric file of the LLM-judge metrics."""
+    """The LLM-judge metrics' rubric inputs: the official evaluators and prompts files when
+    `intrinsic.rubrics` is set, else aspect -> the project's rubric file under `rubrics_dir`."""
+    if official_rubrics(config):
+        return official_rubric_paths(config)
     root = (config.get("intrinsic") or {}).get("rubrics_dir", "config/intrinsic")
     return {aspect: f"{root}/{aspect}.txt" for aspect in ("instruction_difficulty", "response_quality")}
 
@@ -265,6 +299,8 @@ def intrinsic_judges(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     for suffix, name in (section.get("judges") or {}).items():
         spec = config["judges"][name]
         out[suffix] = {"name": name, "backend": spec["backend"], "model": spec["model"]}
+        if spec.get("sampling"):  # a judge's own sampling (e.g. Prometheus' official defaults)
+            out[suffix]["sampling"] = dict(spec["sampling"])
     return out
 
 
@@ -328,7 +364,15 @@ def describe_intrinsic(config: dict[str, Any]) -> str:
         return "no intrinsic metrics configured"
     params = intrinsic_model_params(config)
     judges = [f"{j['name']} ({j['model']})" for j in intrinsic_judges(config).values()]
-    parts = [f"judges: {', '.join(judges) or 'none'}"]
+    rubrics = official_rubrics(config)
+    where = (
+        "official per-domain rubrics ({})".format(
+            ", ".join(f"{e['repo']}@{e['commit'][:7]}" for e in rubrics.values())
+        )
+        if rubrics
+        else "the project's rubrics"
+    )
+    parts = [f"judges: {', '.join(judges) or 'none'} under {where}"]
     if params["perplexity"]:
         p = params["perplexity"]
         parts.append(f"perplexity of the {p.get('target', 'instruction')} under {p['model']}")

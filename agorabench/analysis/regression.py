@@ -115,6 +115,53 @@ def pgr_on_top_pcs(
     return result, ols(result.scores.to_numpy(), np.asarray(pgr, dtype=float))
 
 
+@dataclass(frozen=True)
+class Figure6Fits:
+    """Figure 6 both ways. `pc_scores`: OLS of PGR on the top-k PC scores (F-test with k predictors);
+    `composite`: OLS of PGR on one composite, the top-k PC scores weighted by their fitted coefficients
+    (the paper's "weighted top-5"): the same R^2, its p an F-test with one predictor."""
+
+    pcs: PCAResult
+    pc_scores: OLSResult
+    composite: OLSResult
+
+
+def pgr_on_composite(features: pd.DataFrame, pgr: Sequence[float] | pd.Series, k: int = 5) -> Figure6Fits:
+    """Figure 6 fitted both ways (see Figure6Fits) on the same PCA of the intrinsic metrics."""
+    result, on_pcs = pgr_on_top_pcs(features, pgr, k)
+    composite = result.scores.to_numpy() @ on_pcs.coef
+    return Figure6Fits(result, on_pcs, ols(composite, np.asarray(pgr, dtype=float)))
+
+
+def f_test_p(r_squared: float, n: int, k: int) -> float:
+    """p of the overall F-test of an OLS fit with `k` predictors, an intercept and `n` points."""
+    if not 0 <= r_squared < 1 or n <= k + 1:
+        raise ValueError(f"F-test: needs 0 <= R^2 < 1 and n > k + 1, got R^2={r_squared}, n={n}, k={k}")
+    dof = n - k - 1
+    return float(stats.f.sf((r_squared / k) / ((1.0 - r_squared) / dof), k, dof))
+
+
+def loading_strengths(result: PCAResult, k: int | None = None) -> pd.DataFrame:
+    """Table 4: each feature's loading strength on the top-k PCs, the mean of its absolute loadings
+    weighted by the PCs' explained variance, and its contribution (% of the strengths' sum)."""
+    k = result.loadings.shape[1] if k is None else k
+    if not 1 <= k <= result.loadings.shape[1]:
+        raise ValueError(f"loading strengths: k must be in 1..{result.loadings.shape[1]}, got {k}")
+    weights = result.explained_variance.iloc[:k].to_numpy()
+    strength = result.loadings.iloc[:, :k].abs().to_numpy() @ weights / weights.sum()
+    out = pd.DataFrame({"loading_strength": strength}, index=result.loadings.index)
+    out["contribution_percent"] = contributions(out["loading_strength"])
+    return out.sort_values("loading_strength", ascending=False).rename_axis("metric")
+
+
+def contributions(strengths: pd.Series | Sequence[float]) -> np.ndarray:
+    """Table 4's contribution of each metric: its loading strength as a percentage of their sum."""
+    values = np.asarray(strengths, dtype=float)
+    if not (np.isfinite(values).all() and (values >= 0).all() and values.sum() > 0):
+        raise ValueError("contributions: loading strengths must be finite, non-negative and not all 0")
+    return values / values.sum() * 100.0
+
+
 def domain_problem_solving(scores: pd.DataFrame, benchmarks: Mapping[str, str]) -> pd.DataFrame:
     """Per-domain problem-solving score of each generator: mean of its domain's benchmark scores.
     `scores`: index generator, one column per benchmark (e.g. the paper's Table 7)."""

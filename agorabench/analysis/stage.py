@@ -1,5 +1,5 @@
-"""Stage functions of the analysis rules: scores and PGR tables, the paper's Tables 5 and 8 and Figures 4-7
-beside the paper's numbers, and the intrinsic metrics of each generated set."""
+"""Stage functions of the analysis rules: scores and PGR tables, the paper's Tables 3, 4, 5, 7 and 8 and
+Figures 4-7 beside the paper's numbers, and the intrinsic metrics of each generated set."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ from agorabench.analysis.pgr import collect_scores, pgr_matrix
 from agorabench.analysis.regression import (
     PCAResult,
     domain_problem_solving,
+    f_test_p,
     fig4_points,
     intrinsic_features,
+    loading_strengths,
+    ols,
     pca,
 )
 from agorabench.analysis.tables import NA, format_value, meta_prompt_table, write_pgr_tables, write_table
@@ -127,8 +130,10 @@ def table5(
     md_path: str,
     tex_path: str,
     paper_csv_path: str,
+    origins: Mapping[str, Mapping[str, Mapping[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """Table 5 (meta-prompt ablation) and a long CSV of ours beside the paper's."""
+    """Table 5 (meta-prompt ablation) and a long CSV of ours beside the paper's. `origins`: variant ->
+    method -> domain -> "official" / "stand-in" (the meta-prompt file used), shown as column `template`."""
     table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
     t5 = meta_prompt_table(
         table,
@@ -137,11 +142,24 @@ def table5(
         generators=ablation["generators"],
         size=int(ablation["size"]),
     )
-    write_table(t5, csv_path, md_path, tex_path, caption="PGR (%) per meta-prompt variant (Table 5 layout).")
+    shown = t5.copy()
+    if origins is not None:
+        shown["template"] = [_origin_label(origins[v][m]) for m, _, v in t5.index]
+    write_table(
+        shown, csv_path, md_path, tex_path, caption="PGR (%) per meta-prompt variant (Table 5 layout)."
+    )
     keys = ["method", "generator", "variant", "domain"]
     long = study.beside(study.wide_long(t5), study.wide_long(paper.paper_table5()), keys)
     long.to_csv(paper_csv_path, index=False, na_rep=NA)
     return {"rows": len(t5), "undefined_pgr_warnings": undefined}
+
+
+def _origin_label(by_domain: Mapping[str, str]) -> str:
+    """'official' / 'stand-in' when every domain's meta-prompt is, else which domains are which."""
+    kinds = sorted(set(by_domain.values()))
+    if len(kinds) == 1:
+        return kinds[0]
+    return "; ".join(f"{k}: {', '.join(d for d, o in by_domain.items() if o == k)}" for k in kinds)
 
 
 def table8(
@@ -169,6 +187,111 @@ def table8(
     keys = ["metric", "generator", "method", "domain"]
     study.beside(long, paper.paper_table8(), keys).to_csv(paper_csv_path, index=False, na_rep=NA)
     return {"metrics": long["metric"].nunique(), "sets": len(intrinsic_paths), "disabled": len(disabled)}
+
+
+def table3(
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    main: Mapping[str, Any],
+    problem_solving: Mapping[str, Any] | None,
+    problem_solving_scores: Sequence[str],
+    stats_paths: Sequence[str],
+    prices: Mapping[str, Mapping[str, Any] | None],
+    domains: Sequence[str],
+    csv_path: str,
+    md_path: str,
+    tex_path: str,
+    paper_csv_path: str,
+) -> dict[str, Any]:
+    """Table 3 per generator: price, measured API cost (generation ledgers), problem solving and data
+    generation (mean PGR), and a long CSV of ours beside the paper's."""
+    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    ps = None
+    if problem_solving is not None:
+        ps = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
+    costs = study.generator_costs(table, study.read_ledgers(stats_paths))
+    t3 = study.table3_frame(matrix, ps, costs, prices, domains)
+    caption = "API price (USD / 1M tokens), generation cost, problem solving, data generation (Table 3)."
+    write_table(t3, csv_path, md_path, tex_path, digits=2, caption=caption)
+    theirs = paper.paper_table3().rename(
+        columns={"api_cost_col1_usd": "input_per_mtok_usd", "api_cost_col2_usd": "output_per_mtok_usd"}
+    )
+    long = study.beside(
+        study.wide_long(t3, "quantity"), study.wide_long(theirs, "quantity"), ["generator", "quantity"]
+    )
+    long.to_csv(paper_csv_path, index=False, na_rep=NA)
+    return {"generators": len(t3), "undefined_pgr_warnings": undefined}
+
+
+def table7(
+    *,
+    problem_solving: Mapping[str, Any],
+    problem_solving_scores: Sequence[str],
+    benchmarks: Sequence[str],
+    generators: Sequence[str],
+    csv_path: str,
+    md_path: str,
+    tex_path: str,
+    paper_csv_path: str,
+) -> dict[str, Any]:
+    """Table 7: the generators' own problem-solving scores on each benchmark and their average (source
+    `analysis.problem_solving`), and a long CSV of ours beside the paper's."""
+    ps = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
+    t7 = ps.reindex(list(generators)).assign(average=lambda d: d.mean(axis=1, skipna=False))
+    source = problem_solving.get("source", "paper")
+    write_table(
+        t7, csv_path, md_path, tex_path, digits=1, caption=f"Problem-solving scores (source: {source})."
+    )
+    note = f"\nSource: `{source}`" + (" (the paper's Table 7, not measured)." if source == "paper" else ".")
+    write_text(Path(md_path), Path(md_path).read_text(encoding="utf-8") + note + "\n")
+    long = study.beside(
+        study.wide_long(t7, "benchmark"),
+        study.wide_long(paper.paper_table7(), "benchmark"),
+        ["generator", "benchmark"],
+    )
+    long.to_csv(paper_csv_path, index=False, na_rep=NA)
+    return {"generators": len(t7), "source": source}
+
+
+def table4(
+    intrinsic_paths: Sequence[str],
+    *,
+    problem_solving: Mapping[str, Any] | None,
+    problem_solving_scores: Sequence[str],
+    benchmarks: Mapping[str, str],
+    components: int,
+    csv_path: str,
+    md_path: str,
+    note: str = "",
+) -> dict[str, Any]:
+    """Table 4: loading strength and contribution of each intrinsic metric on the top PCs of Figure 5's
+    PCA, beside the paper's (columns paper_loading_strength, paper_contribution_percent)."""
+    features, notes = _features(intrinsic_paths, problem_solving, benchmarks, problem_solving_scores)
+    features, dropped = study.clean_features(features)
+    result, why = _pca_or_none(features, components)
+    theirs = paper.paper_table4_by_metric().add_prefix("paper_")
+    if result is None:
+        t4 = pd.DataFrame(columns=["loading_strength", "contribution_percent"]).rename_axis("metric")
+    else:
+        t4 = loading_strengths(result)
+    t4 = t4.join(theirs, how="left")
+    t4.to_csv(csv_path, na_rep=NA)
+    k = 0 if result is None else result.loadings.shape[1]
+    head = (
+        f"Loading strength on the top {k} PCs (explained-variance-weighted mean |loading|) and contribution."
+    )
+    lines = [
+        head,
+        "",
+        to_markdown_text(t4, digits=3),
+        *(f"- {n}" for n in [*notes, *dropped, why, note] if n),
+    ]
+    write_text(Path(md_path), "\n".join(lines) + "\n")
+    return {"metrics": len(t4), "components": k}
 
 
 def _fit_row(name: str, df: pd.DataFrame, paper_fits: pd.DataFrame) -> dict[str, Any]:
@@ -294,6 +417,29 @@ def figure5(
     return {"data_sets": n, "features": p, "components": len(result.explained_variance)}
 
 
+# Which Figure 6 fit reproduces the paper (computed on the paper's own numbers, tests/test_analysis_paper.py)
+FIG6_READING = (
+    "The paper's p < 0.001 is reproduced by the one-composite fit (at its R^2 = 0.325 and 54 sets: "
+    "p = 6.8e-06); the F-test on the five PC scores gives p = 0.0016 there."
+)
+PAPER_FIG6_POINTS = 54  # the paper's 6 generators x 9 settings
+
+
+def _fig6_row(name: str, fit: Any, n: int, k: int, why: str, ref: Mapping[str, float]) -> dict[str, Any]:
+    """One Figure 6 fit: ours, and the paper's R^2 with the p this fit's test gives at that R^2 (54 sets)."""
+    return {
+        "fit": name,
+        "n_points": n,
+        "predictors": k if fit is not None else None,
+        "r_squared": fit.r_squared if fit is not None else None,
+        "p_value": fit.p_value if fit is not None else None,
+        "why_na": why if fit is None else "",
+        "paper_r_squared": ref["r_squared"],
+        "paper_p_value_below": ref["p_value_below"],
+        "p_at_paper_r_squared": f_test_p(ref["r_squared"], PAPER_FIG6_POINTS, k) if k else None,
+    }
+
+
 def figure6(
     intrinsic_paths: Sequence[str],
     *,
@@ -321,29 +467,33 @@ def figure6(
     notes += dropped
     pgr = pgr[features.index]
     result, why = _pca_or_none(features, components)
-    fit = None
+    fit = composite = None
     if result is not None:
         fit, why = try_ols(result.scores.to_numpy(), pgr.to_numpy())
+    if fit is not None:  # the paper's "weighted top-5": one composite, the PC scores x fitted weights
+        composite = ols(result.scores.to_numpy() @ fit.coef, pgr.to_numpy())
     ref = paper.paper_fig6()
     k = 0 if result is None else result.scores.shape[1]
-    row = {
-        "n_points": len(pgr),
-        "components": k,
-        "r_squared": fit.r_squared if fit else None,
-        "p_value": fit.p_value if fit else None,
-        "why_na": why,
-        "paper_r_squared": ref["r_squared"],
-        "paper_p_value_below": ref["p_value_below"],
-    }
-    pd.DataFrame([row]).to_csv(fit_csv, index=False, na_rep=NA)
+    rows = [
+        _fig6_row("pc_scores", fit, len(pgr), k or components, why, ref),
+        _fig6_row("composite", composite, len(pgr), 1, why, ref),
+    ]
+    pd.DataFrame(rows).to_csv(fit_csv, index=False, na_rep=NA)
     no_pgr = f"{int((~keep).sum())} data set(s) without a defined PGR left out" if (~keep).any() else ""
-    caption = _note(note, no_pgr, *notes)
+    caption = _note(note, no_pgr, *notes, FIG6_READING)
     scores = result.scores if result is not None else None
     paths = plot_pgr_on_pcs(
-        pgr.to_numpy(), fit, png_path.removesuffix(".png"), paper=ref, scores=scores, why=why, note=caption
+        pgr.to_numpy(),
+        fit,
+        png_path.removesuffix(".png"),
+        paper=ref,
+        scores=scores,
+        why=why,
+        note=caption,
+        composite=composite,
     )
     _write_figure(paths, png_path, pdf_path)
-    return {"points": row["n_points"], "components": k, "undefined_pgr_warnings": undefined}
+    return {"points": len(pgr), "components": k, "undefined_pgr_warnings": undefined}
 
 
 def figure7(
@@ -392,19 +542,26 @@ def intrinsic_judge(
     sampling: Mapping[str, Any],
     max_instances: int | None,
     out_path: str,
+    official: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Instruction difficulty and response quality (1-5) of one generated set by each judge. `judges`:
-    metric suffix -> {name: key of `judges`, spec: backend spec}. Calls are stored beside the output."""
+    metric suffix -> {name: key of `judges`, spec: backend spec, sampling: its own, if any}. `rubrics`:
+    aspect -> the project's rubric file, or (with `official`, the config's `intrinsic.rubrics`) the
+    official evaluators and prompts files. Calls are stored beside the output."""
     from agorabench.llm.factory import make_backend
 
     records = intrinsic.read_set(set_path, max_instances)
-    samp = Sampling.from_config(dict(sampling), key="intrinsic.judge.sampling")
+    if official is not None:
+        templates = intrinsic.load_official_templates(official, rubrics, set_meta["domain"])
+    else:
+        templates = {aspect: intrinsic.load_rubric(path, aspect) for aspect, path in rubrics.items()}
     store = CallStore(Path(out_path).with_name(Path(out_path).name.split(".")[0] + ".judge_calls.jsonl"))
     metrics: dict[str, Any] = {}
     for suffix, judge in judges.items():
+        own = dict(sampling) | dict(judge.get("sampling") or {})
+        samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
         with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
-            for aspect, rubric in rubrics.items():
-                template = intrinsic.load_rubric(rubric, aspect)
+            for aspect, template in templates.items():
                 result = intrinsic.judge_aspect(
                     backend, records, template, aspect=aspect, sampling=samp, store=store
                 )

@@ -65,14 +65,15 @@ def problem_solving_table(
 ) -> pd.DataFrame:
     """Generators' problem-solving scores: index generator, one column per benchmark.
 
-    spec `source`: 'paper' (Table 7), 'table' (`scores`: generator -> benchmark -> score) or 'evaluation'
-    (`models`: generator -> the evaluated model key whose score files hold its scores)."""
+    spec `source`: 'paper' (Table 7), 'table' (`scores`: generator -> benchmark -> score), 'evaluation'
+    (`models`: generator -> the evaluated model key whose score files hold its scores) or 'generators'
+    (each generator evaluated itself; `plan.problem_solving_spec` fills `models`)."""
     source = spec.get("source", "paper")
     if source == "paper":
         table = paper.paper_table7()
     elif source == "table":
         table = pd.DataFrame.from_dict(dict(spec.get("scores") or {}), orient="index", dtype=float)
-    elif source == "evaluation":
+    elif source in ("evaluation", "generators"):
         table = _evaluated_scores(spec.get("models") or {}, score_paths)
     else:
         raise ConfigError("analysis.problem_solving.source", f"unknown source {source!r}")
@@ -205,6 +206,44 @@ def cost_rows(table: pd.DataFrame, ledgers: Mapping[tuple, Mapping[str, Any]]) -
         )
         rows = pd.concat([rows, avg.reset_index().assign(domain="average")], ignore_index=True)
     return rows
+
+
+def generator_costs(table: pd.DataFrame, ledgers: Mapping[tuple, Mapping[str, Any]]) -> pd.DataFrame:
+    """Table 3's cost: per generator, the summed cost (USD) and tokens of its sets in `table` (each pool's
+    ledger pro rata to the set's size); NaN cost when any of its ledgers has none."""
+    rows = cost_rows(table, ledgers)
+    rows = rows[rows["domain"] != "average"]
+    grouped = rows.groupby("generator", sort=False)
+    return grouped.agg(
+        api_cost_usd=("cost_usd", lambda v: v.sum(min_count=len(v))),
+        tokens=("tokens", "sum"),
+        sets=("cost_usd", "size"),
+    )
+
+
+def table3_frame(
+    matrix: pd.DataFrame,
+    problem_solving: pd.DataFrame | None,
+    costs: pd.DataFrame,
+    prices: Mapping[str, Mapping[str, Any] | None],
+    domains: Sequence[str],
+) -> pd.DataFrame:
+    """Table 3 per generator: its price (USD per 1M input / output tokens, from the config), measured cost,
+    problem solving (mean of its benchmark scores; NaN without scores) and data generation (mean of its
+    generator x method x domain PGRs, NaN when any is undefined; `pgr_defined` counts the defined ones)."""
+    cells = matrix[list(domains)]
+    gens = list(dict.fromkeys(matrix.index.get_level_values("generator")))
+    out = pd.DataFrame(index=pd.Index(gens, name="generator"))
+    out["input_per_mtok_usd"] = [(prices.get(g) or {}).get("input_per_mtok", math.nan) for g in gens]
+    out["output_per_mtok_usd"] = [(prices.get(g) or {}).get("output_per_mtok", math.nan) for g in gens]
+    out["api_cost_usd"] = costs["api_cost_usd"].reindex(gens)
+    out["tokens"] = costs["tokens"].reindex(gens)
+    ps = problem_solving.mean(axis=1) if problem_solving is not None else pd.Series(dtype=float)
+    out["problem_solving"] = ps.reindex(gens)
+    by_gen = cells.groupby(level="generator", sort=False)
+    out["data_generation"] = by_gen.apply(lambda g: g.to_numpy(float).mean()).reindex(gens)
+    out["pgr_defined"] = by_gen.apply(lambda g: int(np.isfinite(g.to_numpy(float)).sum())).reindex(gens)
+    return out.astype(float)
 
 
 def paper_cost_points(generators: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:

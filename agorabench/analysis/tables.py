@@ -4,13 +4,14 @@ method block and column, as in the paper), the scores table across models, Table
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from agorabench.analysis.pgr import DOMAINS, pgr_matrix
 from agorabench.jsonl import write_text
+from agorabench.textsafe import md_text
 
 NA = "n/a"
 BEST, SECOND = "best", "second"
@@ -71,13 +72,17 @@ def _label(value: object, labels: Mapping[str, str]) -> str:
 
 
 def _cells(
-    table: pd.DataFrame, marks: pd.DataFrame | None, digits: int, styles: Mapping[str, str]
+    table: pd.DataFrame,
+    marks: pd.DataFrame | None,
+    digits: int,
+    styles: Mapping[str, str],
+    escape: Callable[[str], str] = str,
 ) -> list[list]:
     rows = []
     for i, (_, row) in enumerate(table.iterrows()):
         cells = []
         for j, value in enumerate(row):
-            text = format_value(value, digits)
+            text = escape(format_value(value, digits))
             mark = "" if marks is None else marks.iat[i, j]
             cells.append(styles[mark].format(text) if mark and text != NA else text)
         rows.append(cells)
@@ -102,12 +107,15 @@ def to_markdown(
     digits: int = 1,
     labels: Mapping[str, str] | None = None,
 ) -> str:
-    """Markdown pipe table; marked cells bold (best) / underlined with <u> (second best)."""
+    """Markdown pipe table; marked cells bold (best) / underlined with <u> (second best). Every label and
+    text cell is escaped (`md_text`): names can come from models and providers."""
     labels = {**COLUMN_LABELS, **METHOD_LABELS, **(labels or {})}
     names, cols = _header(table, labels)
-    lines = ["| " + " | ".join(names + cols) + " |", "|" + "---|" * len(names) + "---:|" * len(cols)]
-    for idx, cells in zip(_index_cells(table, labels), _cells(table, marks, digits, MD_MARKS), strict=True):
-        lines.append("| " + " | ".join(idx + cells) + " |")
+    header = [md_text(x) for x in names + cols]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(names) + "---:|" * len(cols)]
+    rows = _cells(table, marks, digits, MD_MARKS, escape=md_text)
+    for idx, cells in zip(_index_cells(table, labels), rows, strict=True):
+        lines.append("| " + " | ".join([md_text(x) for x in idx] + cells) + " |")
     return "\n".join(lines) + "\n"
 
 

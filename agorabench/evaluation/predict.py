@@ -1,19 +1,34 @@
-"""Student inference: every model answers a benchmark's prompts through the generation-backend interface.
+"""Student inference: every model answers its benchmarks' prompts through the generation-backend interface.
 
-Each prompt is the user turn of the model's chat template (students learned that format in SFT; S_0 and
-S_ref are prompted the same way so the three are comparable). Calls go through a durable store beside
-the predictions, so an interrupted run resumes where it stopped.
+One job per model: S_0 and S_ref answer every benchmark, a student its domain's, with one backend (one
+engine start and weights load) for all of them. Each prompt is the user turn of the model's chat template
+(students learned that format in SFT; S_0 and S_ref are prompted the same way so the three are
+comparable). Each benchmark keeps its own predictions file and durable call store beside it, so a killed
+job keeps every answer it finished and a rerun asks only for the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agorabench.jsonl import read_jsonl, write_jsonl
-from agorabench.llm.base import Request, Sampling, request_id
+from agorabench.errors import ConfigError
+from agorabench.jsonl import read_jsonl, write_json, write_jsonl
+from agorabench.llm.base import Backend, Request, Sampling, request_id
 from agorabench.llm.factory import make_backend
 from agorabench.llm.store import CallStore
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    """One benchmark of an inference job: its prepared items, where its predictions go, its sampling."""
+
+    name: str
+    items_path: str
+    out_path: str
+    sampling: dict[str, Any]
 
 
 def build_requests(items: list[dict[str, Any]], sampling: Sampling, model_key: str) -> list[Request]:
@@ -28,26 +43,28 @@ def build_requests(items: list[dict[str, Any]], sampling: Sampling, model_key: s
     ]
 
 
-def predict(
-    *,
-    model_key: str,
-    model_dir: str,
-    items_path: str,
-    out_path: str,
-    sampling: dict[str, Any],
-    backend: str = "transformers",
-    batch_size: int = 16,
-) -> dict[str, Any]:
-    """Write one prediction per benchmark item; returns counts for the job record."""
-    items = read_jsonl(items_path, required=("id", "prompt"))
-    requests = build_requests(items, Sampling.from_config(sampling), model_key)
-    store = CallStore(Path(out_path).with_name("predictions.calls.jsonl"))
+def tasks_from(
+    benchmarks: list[str], items: list[str], outputs: list[str], sampling: dict[str, dict[str, Any]]
+) -> list[BenchmarkTask]:
+    """Benchmark tasks from a rule's parallel lists; a length or name mismatch is a workflow bug."""
+    if not (len(benchmarks) == len(items) == len(outputs)):
+        raise ConfigError(
+            "evaluation", f"{len(benchmarks)} benchmarks, {len(items)} item files, {len(outputs)} outputs"
+        )
+    missing = sorted(set(benchmarks) - set(sampling))
+    if missing:
+        raise ConfigError(f"benchmarks.{missing[0]}", "has no evaluation sampling")
+    return [BenchmarkTask(b, i, o, sampling[b]) for b, i, o in zip(benchmarks, items, outputs, strict=True)]
+
+
+def _predict_one(task: BenchmarkTask, model_key: str, llm: Callable[[], Backend]) -> dict[str, Any]:
+    items = read_jsonl(task.items_path, required=("id", "prompt"))
+    requests = build_requests(items, Sampling.from_config(task.sampling), model_key)
+    store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
     reused = sum(r.id in store for r in requests)
-    spec = {"backend": backend, "model": model_key, "model_dir": model_dir, "batch_size": batch_size}
     if store.pending(requests):
-        with make_backend(spec, key="evaluation") as llm:
-            for _ in store.run(llm, requests):
-                pass
+        for _ in store.run(llm(), requests):
+            pass
     rows = []
     for item, req in zip(items, requests, strict=True):
         c = store.get(req.id)
@@ -62,10 +79,46 @@ def predict(
                 "finish_reason": c.finish_reason,
             }
         )
-    write_jsonl(out_path, rows)
+    write_jsonl(task.out_path, rows)
     return {
         "predictions": len(rows),
         "reused_from_store": reused,
         "output_tokens": sum(r["output_tokens"] for r in rows),
         "finish_length": sum(r["finish_reason"] == "length" for r in rows),
     }
+
+
+def predict(
+    *,
+    model_key: str,
+    model_dir: str,
+    tasks: list[BenchmarkTask],
+    summary_path: str,
+    backend: str = "transformers",
+    batch_size: int = 16,
+    backend_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write every benchmark's predictions with one backend, started only if some answer is missing;
+    the summary (and the returned job counts) hold each benchmark's counts. `backend_options`
+    (`evaluation.backend_options`) are further backend keys, e.g. vLLM's max_model_len."""
+    spec = {"backend": backend, "model": model_key, "model_dir": model_dir, "batch_size": batch_size}
+    spec |= backend_options or {}
+    engine: list[Backend] = []
+
+    def llm() -> Backend:
+        if not engine:
+            engine.append(make_backend(spec, key="evaluation"))
+        return engine[0]
+
+    try:
+        per_benchmark = {t.name: _predict_one(t, model_key, llm) for t in tasks}
+    finally:
+        for b in engine:
+            b.close()
+    counts = {
+        key: sum(c[key] for c in per_benchmark.values())
+        for key in ("predictions", "reused_from_store", "output_tokens", "finish_length")
+    }
+    counts["engine_starts"] = len(engine)
+    write_json(summary_path, {"model": model_key, "benchmarks": per_benchmark, **counts})
+    return counts | {"benchmarks": per_benchmark}

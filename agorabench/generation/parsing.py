@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agorabench.errors import ConfigError
+from agorabench.generation import official
 from agorabench.generation.prompts import (
     INPUT_TRIGGER,
     OUTPUT_TRIGGER,
@@ -54,12 +55,21 @@ _CODE_RE = re.compile(r"\A```([A-Za-z0-9_+#.-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\
 _PYTHON_TAGS = {"", "python", "py", "python3"}
 
 
+VALIDATION_MODES = ("strict", "official")
+
+
 @dataclass(frozen=True)
 class Parsed:
     instruction: str
     response: str
     ok: bool
     reason: str | None = None  # None when ok
+    raw: tuple[str, str] | None = None  # official mode: the parsed pair before clean-up
+
+    @property
+    def demonstration(self) -> tuple[str, str]:
+        """The pair as it joins the official demonstration pool (before clean-up, as data-agora's)."""
+        return self.raw or (self.instruction, self.response)
 
 
 def _reject(reason: str, instruction: str = "", response: str = "") -> Parsed:
@@ -162,12 +172,16 @@ def parse_completion(
     finish_reason: str = "stop",
     count_tokens: CountTokens | None = None,
     max_tokens: int | None = None,
+    validation: str = "strict",
+    prompt: str | None = None,
 ) -> Parsed:
     """Turn one completion into a validated pair.
 
     `instruction` is the seed instruction (response generation only: the generator writes just the
     response). `count_tokens(instruction, response)` gives the chat-format length in the student's
-    tokenizer; pairs longer than `max_tokens` are rejected.
+    tokenizer; pairs longer than `max_tokens` are rejected. `validation`: "strict" (this module's checks)
+    or "official" (data-agora's, see official.py; response generation then reads the instruction from
+    `prompt`, the rendered meta-prompt, as the official parser does).
     """
     check_setting(domain, method, variant)
     if method == "response_generation" and instruction is None:
@@ -176,8 +190,18 @@ def parse_completion(
         raise ConfigError("variant", "the json variant covers instance generation and quality enhancement")
     if count_tokens is not None and max_tokens is None:
         raise ValueError("count_tokens needs max_tokens")
+    if validation not in VALIDATION_MODES:
+        raise ConfigError(
+            "generation.validation", f"{validation!r} is not one of {', '.join(VALIDATION_MODES)}"
+        )
     if finish_reason == "error":
         return _reject("backend_error")
+    if validation == "official":
+        if method == "response_generation" and prompt is None:
+            raise ValueError("official response_generation parsing needs the prompt")
+        return _parse_official(
+            text, domain, method, variant, prompt or "", finish_reason, count_tokens, max_tokens
+        )
     if finish_reason == "length" and STOP_PHRASE not in text:
         return _reject("finish_length")
     split = _split(text.split(STOP_PHRASE, 1)[0], method, variant, instruction)
@@ -210,6 +234,35 @@ def _validate(
     if count_tokens is not None and max_tokens is not None and count_tokens(instr, resp) > max_tokens:
         return "too_long"
     return None
+
+
+def _parse_official(
+    text: str,
+    domain: str,
+    method: str,
+    variant: str,
+    prompt: str,
+    finish_reason: str,
+    count_tokens: CountTokens | None,
+    max_tokens: int | None,
+) -> Parsed:
+    """One attempt as data-agora's Agora.run_single judges it; accepted pairs get upload_to_hf's clean-up."""
+    if not official.finished(text, finish_reason):
+        return _reject("finish_length" if finish_reason == "length" else "finish_other")
+    if variant == "json":
+        split = official.split_json(text)
+        if isinstance(split, str):
+            return _reject(split)
+    else:
+        split = official.split_official(text, method, prompt)
+    instr, resp = split
+    reason = official.validate_official(
+        instr, resp, domain=domain, method=method, count_tokens=count_tokens, max_tokens=max_tokens
+    )
+    if reason is not None:
+        return _reject(reason, instr, resp)
+    clean_instr, clean_resp = official.cleanup(instr, resp, code=domain == "code")
+    return Parsed(clean_instr, clean_resp, True, None, raw=(instr, resp))
 
 
 def chat_token_counter(tokenizer: Any, system: str | None = None) -> CountTokens:

@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
-from agorabench.generation.instances import PromptSpec, attempt_seed, build_prompt
+from agorabench.generation.instances import PromptSpec, attempt_seed, build_official_prompt, build_prompt
 from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
 from agorabench.generation.prompts import Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
@@ -41,6 +41,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "you are given and produce exactly one new instance in the requested format."
 )
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "date")
+DEMONSTRATION_MODES = ("seeds_only", "official")
 
 
 @dataclass(frozen=True)
@@ -181,41 +182,56 @@ def _run_rounds(
     bar: tqdm,
     price: dict | None,
     attempts_per_round: int = 1,
+    max_attempts_per_instance: int | None = None,
+    pool_block: int | None = None,
 ) -> dict[int, dict]:
     """Retry rounds until every index is valid or the call budget is spent; the valid records by index.
 
     Each round asks `attempts_per_round` attempts of every pending index at once (better batching when most
     outputs are rejected); an index keeps its lowest valid attempt, so the result depends only on stored
-    outcomes and a resumed run replays the same schedule.
+    outcomes and a resumed run replays the same schedule. `max_attempts_per_instance` drops an index after
+    that many attempts (the official budget). Accepted instances join `ctx.pool` (the official
+    demonstration pool) at the end of each round, in index order. `pool_block` runs the indices in blocks
+    of that many, each to completion, so later blocks draw demonstrations from earlier blocks' instances.
     """
     valid: dict[int, dict] = {}
     attempts = [0] * n
-    pending = list(range(n))
-    while pending and ledger.calls < max_attempts:
-        slots = [(i, attempts[i] + a) for a in range(attempts_per_round) for i in pending]
-        tried: dict[int, list[tuple[int, Any, _Job]]] = {}
-        for chunk in _chunks(slots[: max_attempts - ledger.calls], chunk_size):
-            jobs = [ctx.job(i, a) for i, a in chunk]
-            for job, comp, from_store in _complete(store, backend, jobs):
-                ledger.add(comp, from_store)
-                parsed = ctx.parse(job, comp)
-                if not parsed.ok:
-                    ledger.rejected[parsed.reason] += 1
-                tried.setdefault(job.spec.index, []).append((job.attempt, parsed, job))
-                _postfix(bar, ledger, len(valid), price)
-        failed: list[int] = []
-        for i in pending:
-            outcomes = sorted(tried.get(i, []), key=lambda t: t[0])
-            attempts[i] += len(outcomes)
-            ok = next((t for t in outcomes if t[1].ok), None)
-            if ok is None:
-                failed.append(i)
-            else:
-                valid[i] = ctx.record(ok[2], ok[1])
-                bar.update(1)
-        _postfix(bar, ledger, len(valid), price)
-        bar.refresh()
-        pending = failed
+    cap = max_attempts_per_instance
+    block = pool_block or max(n, 1)
+    for first in range(0, n, block):
+        pending = list(range(first, min(first + block, n)))
+        while pending and ledger.calls < max_attempts:
+            slots = [
+                (i, attempts[i] + a)
+                for a in range(attempts_per_round)
+                for i in pending
+                if cap is None or attempts[i] + a < cap
+            ]
+            tried: dict[int, list[tuple[int, Any, _Job]]] = {}
+            for chunk in _chunks(slots[: max_attempts - ledger.calls], chunk_size):
+                jobs = [ctx.job(i, a) for i, a in chunk]
+                for job, comp, from_store in _complete(store, backend, jobs):
+                    ledger.add(comp, from_store)
+                    parsed = ctx.parse(job, comp)
+                    if not parsed.ok:
+                        ledger.rejected[parsed.reason] += 1
+                    tried.setdefault(job.spec.index, []).append((job.attempt, parsed, job))
+                    _postfix(bar, ledger, len(valid), price)
+            failed: list[int] = []
+            for i in pending:
+                outcomes = sorted(tried.get(i, []), key=lambda t: t[0])
+                attempts[i] += len(outcomes)
+                ok = next((t for t in outcomes if t[1].ok), None)
+                if ok is None:
+                    if cap is None or attempts[i] < cap:
+                        failed.append(i)
+                else:
+                    valid[i] = ctx.record(ok[2], ok[1])
+                    ctx.grow_pool(valid[i], ok[1])
+                    bar.update(1)
+            _postfix(bar, ledger, len(valid), price)
+            bar.refresh()
+            pending = failed
     return valid
 
 
@@ -246,13 +262,26 @@ def generate_set(
     seeds_name: str = "seeds",
     chunk_size: int = 1024,
     attempts_per_round: int = 1,
+    validation: str = "strict",
+    demonstrations: str = "seeds_only",
+    max_attempts_per_instance: int | None = None,
+    labels: dict[str, Any] | None = None,
+    pool_block: int | None = None,
 ) -> dict:
     """Generate up to n valid instances with at most `max_attempts` calls; returns the stats ledger.
 
     `count_tokens`/`max_tokens`: the student's chat-format length check (see parsing). `wrap`: reuse seeds
     when n exceeds them (response generation, quality enhancement). `seeds_name` names the seed source
-    in errors. `chunk_size` bounds how many requests (and prompts) are held at once.
+    in errors. `chunk_size` bounds how many requests (and prompts) are held at once. `validation`
+    ("strict" | "official"), `demonstrations` ("seeds_only" | "official") and `max_attempts_per_instance`
+    select the modes of config/README.md; `labels` (e.g. the template origin) go into the stats as is.
     """
+    if pool_block is not None and (not isinstance(pool_block, int) or pool_block < 1):
+        raise ConfigError("generation.pool_block", f"must be an integer >= 1, got {pool_block!r}")
+    if demonstrations not in DEMONSTRATION_MODES:
+        raise ConfigError(
+            "generation.demonstrations", f"{demonstrations!r} is not one of {', '.join(DEMONSTRATION_MODES)}"
+        )
     check_setting(domain, method, variant)
     _check_price(price)
     _check_seeds(seeds, seeds_name, method)
@@ -262,6 +291,7 @@ def generate_set(
         generator=generator, domain=domain, method=method, variant=variant, template=template, seeds=seeds,
         themes=themes, first_words=first_words, seed=seed, sampling=sampling, system_prompt=system_prompt,
         wrap=wrap, seeds_name=seeds_name, count_tokens=count_tokens, max_tokens=max_tokens,
+        validation=validation, demonstrations=demonstrations,
     )  # fmt: skip
     ledger = _Ledger()
     started = time.monotonic()
@@ -280,11 +310,14 @@ def generate_set(
             bar,
             price,
             attempts_per_round,
+            max_attempts_per_instance,
+            pool_block,
         )
 
     rows = [valid[i] for i in sorted(valid)]
     write_jsonl(out_path, rows)
     stats = _stats(ctx, ledger, n, max_attempts, len(rows), price, time.monotonic() - started)
+    stats |= {"max_attempts_per_instance": max_attempts_per_instance, **(labels or {})}
     write_json(stats_path, stats)
     return stats
 
@@ -308,13 +341,23 @@ class _Context:
     seeds_name: str
     count_tokens: CountTokens | None
     max_tokens: int | None
+    validation: str = "strict"
+    demonstrations: str = "seeds_only"
+    pool: list[dict] = field(default_factory=list)  # accepted instances, official demonstration mode
 
     def job(self, index: int, attempt: int) -> _Job:
-        spec = build_prompt(
-            self.template, domain=self.domain, method=self.method, index=index, seeds=self.seeds,
-            themes=self.themes, first_words=self.first_words, seed=self.seed, wrap=self.wrap,
-            seeds_name=self.seeds_name,
-        )  # fmt: skip
+        if self.demonstrations == "official":
+            spec = build_official_prompt(
+                self.template, domain=self.domain, method=self.method, index=index, attempt=attempt,
+                seeds=self.seeds, pool=self.pool, themes=self.themes, first_words=self.first_words,
+                seed=self.seed, wrap=self.wrap, seeds_name=self.seeds_name,
+            )  # fmt: skip
+        else:
+            spec = build_prompt(
+                self.template, domain=self.domain, method=self.method, index=index, seeds=self.seeds,
+                themes=self.themes, first_words=self.first_words, seed=self.seed, wrap=self.wrap,
+                seeds_name=self.seeds_name,
+            )  # fmt: skip
         req = make_request(
             spec, attempt, generator=self.generator, domain=self.domain, method=self.method,
             variant=self.variant, sampling=self.sampling, seed=self.seed, system_prompt=self.system_prompt,
@@ -342,7 +385,14 @@ class _Context:
             comp.text or "", domain=self.domain, method=self.method, variant=self.variant,
             instruction=source["instruction"] if source is not None else None,
             finish_reason=comp.finish_reason, count_tokens=self.count_tokens, max_tokens=self.max_tokens,
+            validation=self.validation, prompt=job.spec.prompt,
         )  # fmt: skip
+
+    def grow_pool(self, record: dict, parsed: Parsed) -> None:
+        """An accepted instance-generation output joins the demonstration pool (official mode only)."""
+        if self.demonstrations == "official" and self.method == "instance_generation":
+            instruction, response = parsed.demonstration
+            self.pool.append({"id": record["id"], "instruction": instruction, "response": response})
 
 
 def _postfix(bar: tqdm, ledger: _Ledger, n_valid: int, price: dict | None) -> None:
@@ -364,6 +414,8 @@ def _stats(
         "variant": ctx.variant,
         "template": ctx.template.path,
         "template_sha256": ctx.template.sha,
+        "validation": ctx.validation,
+        "demonstrations": ctx.demonstrations,
         "models": sorted(ledger.models),
         "n": n,
         "max_attempts": max_attempts,

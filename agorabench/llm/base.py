@@ -17,6 +17,7 @@ from typing import Any
 from agorabench.errors import AgoraBenchError, ConfigError
 
 FINISH_REASONS = ("stop", "length", "error")
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
 class BackendError(AgoraBenchError):
@@ -88,6 +89,19 @@ class Request:
     sampling: Sampling
     # Free-form context kept with the stored result (e.g. setting, index); never sent to the model.
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # How many of the most likely tokens, with their log-probabilities, to return for each generated
+    # token (OpenAI's `top_logprobs`); 0 returns none. Not part of Sampling: it changes no text.
+    top_logprobs: int = 0
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.top_logprobs) or not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ConfigError(
+                "top_logprobs", f"must be an integer in [0, {MAX_TOP_LOGPROBS}], got {self.top_logprobs!r}"
+            )
+
+
+# Per generated token: the most likely tokens' texts -> natural-log probabilities (the chosen one included).
+TokenLogprobs = dict[str, float]
 
 
 @dataclass
@@ -101,6 +115,7 @@ class Completion:
     attempts: int = 1
     model: str = ""
     error: str | None = None
+    top_logprobs: list[TokenLogprobs] | None = None  # one entry per generated token, when requested
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

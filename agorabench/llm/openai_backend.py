@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from agorabench.errors import ConfigError
-from agorabench.llm.base import Backend, BackendError, Completion, Request, cut_at_stop
+from agorabench.llm.base import Backend, BackendError, Completion, Request, TokenLogprobs, cut_at_stop
 from agorabench.llm.retry import (
     RateLimiter,
     RetryableError,
@@ -34,6 +34,12 @@ from agorabench.llm.retry import (
     sync_iter,
 )
 
+# Models a provider has shut down -> (documented replacement, source). A retired model is never swapped
+# silently: the "model not found" answer becomes an error naming the config key and the replacement.
+RETIRED_MODELS: dict[str, tuple[str, str]] = {
+    # the paper's judge (AlpacaEval 2.0 and Arena-Hard v0.1); replacement as in config/judges/README.md
+    "gpt-4-1106-preview": ("gpt-4o-2024-08-06", "see config/judges/README.md"),
+}
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 FATAL_STATUS = frozenset({401, 403, 404})
 
@@ -147,6 +153,10 @@ class HTTPChatBackend(Backend):
     def parse_body(self, data: Any) -> tuple[str, str, int, int, str]:
         """(text, finish_reason, input_tokens, output_tokens, model) from a decoded 200 body."""
 
+    def parse_logprobs(self, data: Any) -> list[TokenLogprobs] | None:
+        """Per generated token, the top tokens' log-probabilities (None: the API gives none)."""
+        return None
+
     # --- running ------------------------------------------------------------------------------------
     def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
         if not requests:
@@ -193,13 +203,15 @@ class HTTPChatBackend(Backend):
 
     async def _one(self, client: httpx.AsyncClient, limiter: RateLimiter, req: Request) -> Completion:
         body = self.build_body(req)
+        if req.top_logprobs and type(self).parse_logprobs is HTTPChatBackend.parse_logprobs:
+            raise BackendError(f"{self.key}: backend {self.name} returns no log-probabilities (top_logprobs)")
         tokens = estimate_tokens(req.messages, req.sampling.max_tokens)
         t0 = time.monotonic()
         error = ""
         for attempt in range(1, self.policy.max_attempts + 1):
             await limiter.acquire(tokens)
             try:
-                text, reason, n_in, n_out, model = await self._attempt(client, body)
+                (text, reason, n_in, n_out, model), logprobs = await self._attempt(client, body)
             except RetryableError as exc:
                 error = self._scrub(str(exc))
                 if exc.retry_after is not None:
@@ -213,7 +225,7 @@ class HTTPChatBackend(Backend):
             return Completion(
                 id=req.id, text=text, finish_reason="stop" if stopped else reason, input_tokens=n_in,
                 output_tokens=n_out, latency_s=round(time.monotonic() - t0, 4), attempts=attempt,
-                model=model or self.model,
+                model=model or self.model, top_logprobs=logprobs if req.top_logprobs else None,
             )  # fmt: skip
         return self._error(req, f"gave up after {self.policy.max_attempts} attempts: {error}", attempt, t0)
 
@@ -225,7 +237,7 @@ class HTTPChatBackend(Backend):
 
     async def _attempt(
         self, client: httpx.AsyncClient, body: dict[str, Any]
-    ) -> tuple[str, str, int, int, str]:
+    ) -> tuple[tuple[str, str, int, int, str], list[TokenLogprobs] | None]:
         try:
             resp = await client.post(self.path, json=body)
         except httpx.TimeoutException as exc:
@@ -235,18 +247,33 @@ class HTTPChatBackend(Backend):
         status = resp.status_code
         if status == 200:
             try:
-                return self.parse_body(resp.json())
+                data = resp.json()
+                return self.parse_body(data), self.parse_logprobs(data)
             except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                 raise RetryableError(f"malformed response body ({type(exc).__name__}: {exc})") from None
         snippet = resp.text[:300]
         if status in RETRY_STATUS or status >= 500:
             raise RetryableError(f"HTTP {status}: {snippet}", parse_retry_after(resp.headers))
+        if status == 404 and _model_not_found(snippet):
+            raise BackendError(self._scrub(self._retired_message(snippet)))
         if status in FATAL_STATUS:
             hint = f"check {self.key}.api_key_env / model / base_url"
             raise BackendError(
                 self._scrub(f"{self.key}: HTTP {status} from {self.base_url}: {snippet} ({hint})")
             )
         raise _RequestFailed(f"HTTP {status}: {snippet}")
+
+    def _retired_message(self, snippet: str) -> str:
+        """A provider's "model not found": name the config key and the documented replacement, if any."""
+        where = f"{self.key}.model"
+        hint = RETIRED_MODELS.get(self.model)
+        advice = (
+            f"{self.model} was retired ({hint[1]}); the documented replacement is {hint[0]!r}: set "
+            f"{where} to it yourself (scores then differ from the paper's judge; docs/fidelity.md)"
+            if hint
+            else f"check {where}"
+        )
+        return f"{where}: {self.base_url} does not serve model {self.model!r} (HTTP 404: {snippet}); {advice}"
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key.reveal(), "[REDACTED]") if self._api_key else text
@@ -296,6 +323,8 @@ class OpenAIBackend(HTTPChatBackend):
             body["seed"] = s.seed
         if s.repetition_penalty is not None:  # vLLM's extension; api.openai.com rejects it
             body["repetition_penalty"] = s.repetition_penalty
+        if request.top_logprobs:
+            body |= {"logprobs": True, "top_logprobs": request.top_logprobs}
         return body | self.extra_body
 
     def parse_body(self, data: Any) -> tuple[str, str, int, int, str]:
@@ -307,6 +336,25 @@ class OpenAIBackend(HTTPChatBackend):
         usage = data.get("usage") or {}
         n_in, n_out = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
         return text, reason, n_in, n_out, str(data.get("model", ""))
+
+    def parse_logprobs(self, data: Any) -> list[TokenLogprobs] | None:
+        """`choices[0].logprobs.content[*].top_logprobs` (OpenAI, vLLM and llama.cpp servers)."""
+        content = (data["choices"][0].get("logprobs") or {}).get("content")
+        if content is None:
+            return None
+        out = []
+        for tok in content:
+            tops = {t["token"]: float(t["logprob"]) for t in tok.get("top_logprobs") or ()}
+            out.append({tok["token"]: float(tok["logprob"])} | tops)
+        return out
+
+
+def _model_not_found(body: str) -> bool:
+    """Whether an HTTP 404 body is the provider's unknown/retired-model answer (OpenAI, Anthropic)."""
+    text = body.lower()
+    return "model_not_found" in text or (
+        "model" in text and ("does not exist" in text or "not_found" in text)
+    )
 
 
 def _check_limits(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agorabench.errors import ConfigError
-from agorabench.llm.base import Backend, Completion, Request, Sampling, cut_at_stop
+from agorabench.llm.base import Backend, Completion, Request, Sampling, TokenLogprobs, cut_at_stop
 
 DTYPES = ("bfloat16", "float16", "float32", "auto")
 
@@ -35,27 +35,42 @@ def _group_key(s: Sampling) -> tuple:
 
 
 class _RowSampler:
-    """Logits processor: temperature + top-p sampling with one generator per row (then greedy picks it)."""
+    """Logits processor: temperature + top-p sampling with one generator per row (then greedy picks it).
 
-    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float):
+    Vectorised over the batch. The nucleus is read from the `top_k` most probable tokens (one partial
+    selection instead of a full-vocabulary sort); only when some row's nucleus is wider than that is
+    the full vocabulary sorted, and both give the same token for the same draw. With top_p = 1 the
+    inverse CDF runs over the vocabulary in its own order, with no selection at all.
+    """
+
+    def __init__(self, seeds: Sequence[int], temperature: float, top_p: float, top_k: int = 1024):
         import torch
 
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.temperature = temperature
         self.top_p = top_p
+        self.top_k = top_k
+
+    def _nucleus(self, probs: Any) -> tuple[Any, Any]:
+        """(kept probabilities in descending order, their token ids): the smallest prefix reaching top_p."""
+        import torch
+
+        k = min(self.top_k, probs.shape[-1])
+        sorted_p, order = probs.topk(k, dim=-1)
+        if k < probs.shape[-1] and bool((sorted_p.sum(-1) < self.top_p).any()):
+            sorted_p, order = torch.sort(probs, descending=True, dim=-1)
+        return sorted_p.masked_fill((sorted_p.cumsum(-1) - sorted_p) >= self.top_p, 0.0), order
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
-        sorted_p, order = torch.sort(probs, descending=True, dim=-1)
-        if self.top_p < 1.0:  # keep the smallest prefix whose mass reaches top_p
-            sorted_p = sorted_p.masked_fill((sorted_p.cumsum(-1) - sorted_p) >= self.top_p, 0.0)
-        cdf = sorted_p.cumsum(-1)
+        kept, order = self._nucleus(probs) if self.top_p < 1.0 else (probs, None)
+        cdf = kept.cumsum(-1)
         # One uniform draw per row and step (inverse CDF): a row's draws do not depend on its batch.
         u = torch.cat([torch.rand(1, generator=g) for g in self.generators]).to(scores.device)
         pos = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).clamp_(max=cdf.shape[-1] - 1)
-        chosen = order.gather(-1, pos)
+        chosen = pos if order is None else order.gather(-1, pos)
         return torch.full_like(scores, float("-inf")).scatter_(-1, chosen, 0.0)
 
 
@@ -165,28 +180,53 @@ class TransformersBackend(Backend):
         enc = self.tokenizer.pad(
             {"input_ids": [ids for _, ids in batch]}, padding=True, padding_side="left", return_tensors="pt"
         ).to(self.device)
+        k = max(r.top_logprobs for r, _ in batch)
+        kwargs = self._generation_kwargs(batch)
+        if k:  # the raw logits of every step, for the log-probabilities
+            kwargs["generation_config"].update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
-            out = self.lm.generate(**enc, **self._generation_kwargs(batch))
-        new = out[:, enc["input_ids"].shape[1] :].tolist()
+            out = self.lm.generate(**enc, **kwargs)
+        seqs = out.sequences if k else out
+        new = seqs[:, enc["input_ids"].shape[1] :].tolist()
+        tops = _top_ids(out.logits, k, len(batch)) if k else [None] * len(batch)
         latency = time.perf_counter() - t0
         return [
-            self._completion(r, len(ids), toks, latency) for (r, ids), toks in zip(batch, new, strict=True)
+            self._completion(r, len(ids), toks, latency, top)
+            for (r, ids), toks, top in zip(batch, new, tops, strict=True)
         ]
 
-    def _completion(self, request: Request, n_in: int, tokens: list[int], latency: float) -> Completion:
+    def _logprobs(self, steps: list[list[tuple[int, float]]], k: int) -> list[TokenLogprobs]:
+        return [{self.tokenizer.decode([t]): lp for t, lp in step[:k]} for step in steps]
+
+    def _completion(
+        self, request: Request, n_in: int, tokens: list[int], latency: float, top: list | None = None
+    ) -> Completion:
         end = next((i for i, t in enumerate(tokens) if t in self._ends), None)
         gen = tokens if end is None else tokens[:end]
+        logprobs = self._logprobs(top[: len(gen)], request.top_logprobs) if request.top_logprobs else None
         text, stopped = cut_at_stop(
             self.tokenizer.decode(gen, skip_special_tokens=True), request.sampling.stop
         )
         reason = "stop" if stopped or end is not None else "length"
         return Completion(
             id=request.id, text=text, finish_reason=reason, input_tokens=n_in, output_tokens=len(gen),
-            latency_s=round(latency, 4), attempts=1, model=self.model,
+            latency_s=round(latency, 4), attempts=1, model=self.model, top_logprobs=logprobs,
         )  # fmt: skip
 
     def close(self) -> None:
         self.lm = None  # free the weights
+
+
+def _top_ids(logits: Sequence[Any], k: int, rows: int) -> list[list[list[tuple[int, float]]]]:
+    """Per row, per step: the k most likely (token id, log-probability) under the model's raw logits
+    (before temperature, top-p and repetition penalty, as the OpenAI API reports them)."""
+    import torch
+
+    steps = [torch.log_softmax(step.float(), dim=-1).topk(k, dim=-1) for step in logits]
+    return [
+        [list(zip(ids[row].tolist(), values[row].tolist(), strict=True)) for values, ids in steps]
+        for row in range(rows)
+    ]
 
 
 def _check_args(

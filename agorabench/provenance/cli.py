@@ -83,8 +83,8 @@ def _lineage_md(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m agorabench.provenance", description=__doc__.splitlines()[0])
+def parser(prog: str = "python -m agorabench.provenance") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("trace", help="the upstream jobs and files of a result, from the .prov.json records")
     t.add_argument("file")
@@ -111,8 +111,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m agorabench.provenance") -> int:
+    args = parser(prog).parse_args(argv)
     try:
         return args.run(args)
     except lin.LineageError as exc:

@@ -39,7 +39,7 @@ RULE_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "generate_api": _GEN,
     "train_student": _TRAIN,
     "train_reference": _TRAIN,
-    "predict": _EVAL,
+    "predict": (("evaluation",), ("benchmarks",)),  # one job answers all of a model's benchmarks
     "score": _EVAL,
     "score_judged": _EVAL,
     "scores_table": (("benchmarks",),),
@@ -47,6 +47,11 @@ RULE_SECTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "figure_pgr": (("analysis",), ("experiments",)),
     "data_card": (("seeds", "{domain}", "{method}"), ("generators", "{generator}"), ("generation",)),
 }
+
+
+def rule_kind(rule: str) -> str:
+    """The rule family a job belongs to: the per-model inference rules `predict_<set>` are `predict`."""
+    return "predict" if rule.startswith("predict_") else rule
 
 
 def safely(absent: dict[str, str], name: str, fn: Callable[[], Any]) -> Any:
@@ -122,7 +127,7 @@ def config_subset(rule: str, wildcards: Mapping[str, str], config: Mapping[str, 
     Generators and judges bring their `models` entry when local; score_judged brings the benchmark's judge.
     """
     out: dict[str, Any] = {"seed": config.get("seed"), "results_dir": config.get("results_dir")}
-    for path in RULE_SECTIONS.get(rule, ()):
+    for path in RULE_SECTIONS.get(rule_kind(rule), ()):
         keys = tuple(k.format(**wildcards) for k in path)
         try:
             _put(out, keys, _lookup(config, keys))
@@ -332,11 +337,29 @@ STATS_KEYS = (
 )  # fmt: skip
 
 
+def _merged_stores(stores: list[Path]) -> dict[str, Any] | None:
+    """One inference job's call stores (one per benchmark), summed, with each benchmark's summary."""
+    parts = [call_store_summary(p) for p in stores if p.is_file()]
+    if not parts:
+        return None
+    total: dict[str, Any] = {
+        k: sum(p[k] for p in parts) for k in ("calls", "attempts", "input_tokens", "output_tokens")
+    }
+    finish: Counter[str] = Counter()
+    for p in parts:
+        finish.update(p["finish_reasons"])
+    total["finish_reasons"] = dict(sorted(finish.items()))
+    total["models"] = sorted({m for p in parts for m in p["models"]})
+    return {"call_store": total | {"per_benchmark": parts}}
+
+
 def ledger(rule: str, outputs: list[str], price: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The call ledger of a generation, prediction or judging job: its stats file and call store."""
-    store_name = CALL_STORES.get(rule)
+    store_name = CALL_STORES.get(rule_kind(rule))
     if store_name is None or not outputs:
         return None
+    if rule_kind(rule) == "predict":  # one call store per benchmark, beside its predictions.jsonl
+        return _merged_stores([Path(o).parent / store_name for o in outputs[1:]])
     folder = Path(outputs[0]).parent
     out: dict[str, Any] = {}
     stats = folder / "pool.stats.json"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agorabench.jsonl import read_json, read_jsonl, sha256_file, write_text
+from agorabench.textsafe import md_code
 
 UNKNOWN = "unknown"
 DEMO_LICENSE = {"upstream": "written for this project (agorabench/data/demo)", "license": "Apache-2.0"}
@@ -37,6 +38,8 @@ def seed_licenses(source: Mapping[str, Any]) -> list[dict[str, str]]:
     if "license" in source:
         return [{"upstream": str(source.get("upstream", "as configured")), "license": str(source["license"])}]
     fmt = source.get("format")
+    if fmt == "build":  # built by the workflow from its parts (agorabench/data/seed_sets.py)
+        return [x for part in source.get("parts") or [] for x in seed_licenses(part.get("source") or {})]
     if fmt == "demo":
         return [dict(DEMO_LICENSE)]
     if fmt == "hf":
@@ -67,7 +70,7 @@ def _counter_table(title: str, counts: Mapping[str, int] | None) -> list[str]:
     if not counts:
         return [f"{title}: none.", ""]
     lines = [f"| {title} | count |", "|---|---:|"]
-    lines += [f"| `{k}` | {v} |" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
+    lines += [f"| {md_code(k)} | {v} |" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
     return [*lines, ""]
 
 
@@ -79,10 +82,10 @@ def _model_text(spec: Mapping[str, Any], record: Mapping[str, Any]) -> str:
         info = m.get("model_info") or {}
         if m.get("role") == "model" and info:
             if info.get("source") == "hub":
-                return f"`{info.get('repo')}` at revision `{info.get('revision')}` ({spec['backend']})"
-            return (
-                f"`{info.get('model')}` from {info.get('source')} `{info.get('package')}/{info.get('file')}`"
-            )
+                revision = md_code(info.get("revision"))
+                return f"{md_code(info.get('repo'))} at revision {revision} ({spec['backend']})"
+            where = md_code(f"{info.get('package')}/{info.get('file')}")
+            return f"{md_code(info.get('model'))} from {md_code(info.get('source'))} {where}"
     return f"`{spec.get('model')}` ({spec.get('backend')})"
 
 
@@ -104,6 +107,7 @@ class CardInputs:
     spec: Mapping[str, Any]  # the generator's config entry
     seed_source: Mapping[str, Any]
     setting: tuple[str, str, str]  # domain, method, variant
+    seeds_in_training: bool = False  # students of this set also train on the seed set (Table 1 caption)
 
 
 def _intro(c: CardInputs) -> list[str]:
@@ -141,7 +145,7 @@ def _generator(c: CardInputs) -> list[str]:
             ("name", f"`{c.generator}`"),
             ("backend", c.spec.get("backend")),
             ("model", _model_text(c.spec, c.record)),
-            ("models reported by the calls", ", ".join(f"`{m}`" for m in c.stats.get("models") or []) or "-"),
+            ("models reported by the calls", ", ".join(map(md_code, c.stats.get("models") or [])) or "-"),
             ("sampling", f"`{json.dumps(params.get('sampling', {}), sort_keys=True)}`"),
             ("random seed", params.get("seed", "-")),
             ("price (USD per 1M tokens)", price_text),
@@ -150,10 +154,21 @@ def _generator(c: CardInputs) -> list[str]:
         "",
         *_table([
             ("meta-prompt", f"`{c.stats.get('template', '-')}`"),
+            ("template origin", _ORIGIN.get(c.stats.get("template_origin"), "-")),
             ("template sha256", f"`{c.stats.get('template_sha256', '-')}`"),
+            ("themes / triggers", c.stats.get("themes_from", "-") + (
+                f" ({c.stats['theme_lists']})" if c.stats.get("theme_lists") else "")),
+            ("validation / demonstrations",
+             f"{c.stats.get('validation', 'strict')} / {c.stats.get('demonstrations', 'seeds_only')}"),
             ("max instance length", f"{c.stats.get('max_tokens', '-')} tokens (student's chat format)"),
         ]),
     ]  # fmt: skip
+
+
+_ORIGIN = {
+    "official": "official (neulab/data-agora)",
+    "stand-in": "**stand-in** (a project-written meta-prompt, not an official data-agora one)",
+}
 
 
 def _counts(c: CardInputs) -> list[str]:
@@ -187,6 +202,7 @@ def _seeds(c: CardInputs) -> list[str]:
             ("seed set", f"`{c.seeds_path}` ({n_seeds} records, sha256 `{sha256_file(c.seeds_path)[:16]}`)"),
             ("source", f"`{json.dumps(dict(c.seed_source), sort_keys=True)}`"),
             ("seeds used by these instances", len(used)),
+            ("students train on", "this set + the whole seed set" if c.seeds_in_training else "this set"),
             *[(f"upstream: {x['upstream']}", f"license: {x['license']}") for x in licenses],
         ]),
     ]  # fmt: skip
@@ -230,6 +246,7 @@ def write_data_card(
     spec: Mapping[str, Any],
     seed_source: Mapping[str, Any],
     setting: tuple[str, str, str],
+    seeds_in_training: bool = False,
 ) -> dict[str, Any]:
     """Write `DATACARD.md` for one generated set; returns counts for the job record."""
     stats = read_json(stats_path)
@@ -246,6 +263,7 @@ def write_data_card(
             spec=spec,
             seed_source=seed_source,
             setting=setting,
+            seeds_in_training=seeds_in_training,
         )
     )
     write_text(Path(out_path), text)

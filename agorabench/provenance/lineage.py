@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agorabench.errors import AgoraBenchError
+from agorabench.textsafe import md_code, md_fence, md_text
 
 SUFFIX = ".prov.json"
 
@@ -305,7 +306,7 @@ def _models(lineage: Lineage) -> list[str]:
                 seen[str(info.get("model"))] = where
             elif m.get("model"):
                 seen[f"{m.get('name')}"] = f"{m.get('backend')} API model {m['model']}"
-    return [f"`{k}`: {v}" for k, v in sorted(seen.items())]
+    return [f"{md_code(k)}: {md_text(v)}" for k, v in sorted(seen.items())]  # names the models reported
 
 
 def markdown(lineage: Lineage, md_path: str | Path | None = None) -> str:
@@ -320,7 +321,7 @@ def markdown(lineage: Lineage, md_path: str | Path | None = None) -> str:
     for job in lineage.jobs.values():
         per_rule.setdefault(job.rule, []).append(job)
     lines = [
-        f"# Lineage of `{lineage.target}`",
+        f"# Lineage of {md_code(lineage.target)}",
         "",
         "Rebuilt from the jobs' provenance records (`*.prov.json`) by "
         f"`python -m agorabench.provenance trace {lineage.target}`; "
@@ -328,8 +329,8 @@ def markdown(lineage: Lineage, md_path: str | Path | None = None) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| file | `{lineage.target}` (sha256 `{_short(sha)}`) |",
-        f"| produced by | `{root.label()}`, finished {root.record.get('finished', '?')}, "
+        f"| file | {md_code(lineage.target)} (sha256 `{_short(sha)}`) |",
+        f"| produced by | {md_code(root.label())}, finished {root.record.get('finished', '?')}, "
         f"code {_code(root.record)} ([record]({record_link})) |",
         f"| upstream jobs | {len(lineage.jobs)} |",
         f"| models | {'; '.join(_models(lineage)) or '-'} |",
@@ -345,13 +346,14 @@ def markdown(lineage: Lineage, md_path: str | Path | None = None) -> str:
     for rule, jobs in sorted(per_rule.items()):
         wall = sum(float(j.record.get("wall_s") or 0) for j in jobs)
         codes = ", ".join(sorted({_code(j.record) for j in jobs}))
-        lines.append(f"| `{rule}` | {len(jobs)} | {wall:.1f} | {codes} |")
+        lines.append(f"| {md_code(rule)} | {len(jobs)} | {wall:.1f} | {codes} |")
     lines += ["", "## Source files", ""]
     lines += [
-        f"- `{p}` (read by {len(u)} job{'s' if len(u) > 1 else ''})" for p, u in lineage.sources().items()
+        f"- {md_code(p)} (read by {len(u)} job{'s' if len(u) > 1 else ''})"
+        for p, u in lineage.sources().items()
     ]
-    lines += ["", "## Tree", "", "<details><summary>every upstream job and file</summary>", "", "```text"]
-    lines += [tree(lineage), "```", "", "</details>", ""]
+    lines += ["", "## Tree", "", "<details><summary>every upstream job and file</summary>", ""]
+    lines += [md_fence(tree(lineage)), "", "</details>", ""]
     return "\n".join(lines)
 
 

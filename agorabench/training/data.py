@@ -142,3 +142,39 @@ def check_lengths(
     if over:
         log.warning("%d record(s) longer than max_length %d will be truncated", len(over), max_length)
     return len(over)
+
+
+# --- the training set of a student: the generated set, plus the seed set for instance generation ---------
+
+SEED_ID_PREFIX = "seed/"  # ids of seed records in a training set (generated ids never start with it)
+
+
+def assemble_training_data(
+    generated_path: str | Path, seeds_path: str | Path | None, out_path: str | Path
+) -> dict[str, int]:
+    """Write the training JSONL: the generated records, then (when `seeds_path` is given; the paper's
+    Table 1 caption for instance generation) every seed record with its id prefixed by `seed/`."""
+    from agorabench.jsonl import write_jsonl
+
+    generated = list(iter_jsonl(generated_path))
+    bad = next((r.get("id") for r in generated if str(r.get("id", "")).startswith(SEED_ID_PREFIX)), None)
+    if bad is not None:
+        raise DataError(generated_path, f"a generated id may not start with {SEED_ID_PREFIX!r}", record=bad)
+    rows = [{k: r[k] for k in ("id", "instruction", "response") if k in r} for r in generated]
+    seeds = list(iter_jsonl(seeds_path)) if seeds_path else []
+    for seed in seeds:
+        rows.append({**seed, "id": f"{SEED_ID_PREFIX}{seed['id']}"})
+    write_jsonl(out_path, rows)
+    return {"generated_records": len(generated), "seed_records": len(seeds), "records": len(rows)}
+
+
+def composition(records: list[TrainRecord]) -> dict[str, int]:
+    """How many training records are seeds (id prefix `seed/`) and how many were generated."""
+    seeds = sum(1 for r in records if r.id.startswith(SEED_ID_PREFIX))
+    return {"seed_records": seeds, "generated_records": len(records) - seeds}
+
+
+def precision_label(bf16: bool, pure_bf16: bool) -> str:
+    if pure_bf16:
+        return "pure bf16: bf16 weights, gradients and AdamW states"
+    return "bf16 autocast, fp32 master weights" if bf16 else "fp32"

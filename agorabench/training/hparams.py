@@ -19,10 +19,11 @@ SCHEDULERS = (
     "inverse_sqrt",
     "cosine_with_min_lr",
     "warmup_stable_decay",
+    "step_per_epoch",  # data-agora's llama-recipes: StepLR(step_size=1 epoch, gamma=lr_gamma), no warmup
 )
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
-# Keys the config may carry that train_sft itself does not use (resources for the rule).
-RESOURCE_KEYS = ("gpus",)
+# Keys the config may carry that train_sft itself does not use (resources and data choices for the rules).
+RESOURCE_KEYS = ("gpus", "seeds_in_instance_generation_data")
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,12 @@ class SFTHparams:
     gradient_accumulation_steps: int | None = None
     global_batch_size: int | None = None
     bf16: bool = True
+    pure_bf16: bool = False  # bf16 weights and AdamW states (llama-recipes --pure_bf16), no fp32 copy
     lr_scheduler: str = "linear"
+    lr_gamma: float = 0.85  # step_per_epoch: the learning rate is multiplied by this after every epoch
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
+    max_grad_norm: float = 1.0  # gradient clipping norm; 0 turns clipping off (llama-recipes' default)
     max_steps: int | None = None
     packing: bool = False
     gradient_checkpointing: bool = True
@@ -81,8 +85,10 @@ def _check_values(hp: dict[str, Any]) -> None:
     for name in ("gradient_accumulation_steps", "global_batch_size", "max_steps"):
         if hp[name] is not None:
             _positive(name, hp[name])
-    for name in ("bf16", "packing", "gradient_checkpointing", "liger_kernel", "truncate", "keep_checkpoints"):
+    for name in ("bf16", "pure_bf16", "packing", "gradient_checkpointing", "liger_kernel", "truncate"):
         _check_type(name, hp[name], bool)
+    _check_type("keep_checkpoints", hp["keep_checkpoints"], bool)
+    _check_recipe(hp)
     _check_type("warmup_ratio", hp["warmup_ratio"], (int, float))
     if not 0 <= hp["warmup_ratio"] < 1:
         raise ConfigError(_key("warmup_ratio"), f"must be in [0, 1), got {hp['warmup_ratio']!r}")
@@ -92,6 +98,20 @@ def _check_values(hp: dict[str, Any]) -> None:
     if not isinstance(attn, str) or (attn not in ATTENTION and "/" not in attn):
         raise ConfigError(_key("attn_implementation"), f"unknown value {attn!r}; one of {ATTENTION}")
     _check_type("chat_template", hp["chat_template"], str)
+
+
+def _check_recipe(hp: dict[str, Any]) -> None:
+    """The official recipe's options: pure bf16 needs bf16, the per-epoch StepLR has no warmup."""
+    if hp["pure_bf16"] and not hp["bf16"]:
+        raise ConfigError(_key("pure_bf16"), "pure_bf16 needs bf16: true")
+    _check_type("max_grad_norm", hp["max_grad_norm"], (int, float))
+    if hp["max_grad_norm"] < 0:
+        raise ConfigError(_key("max_grad_norm"), f"must be >= 0, got {hp['max_grad_norm']!r}")
+    _check_type("lr_gamma", hp["lr_gamma"], (int, float))
+    if not 0 < hp["lr_gamma"] <= 1:
+        raise ConfigError(_key("lr_gamma"), f"must be in (0, 1], got {hp['lr_gamma']!r}")
+    if hp["lr_scheduler"] == "step_per_epoch" and hp["warmup_ratio"]:
+        raise ConfigError(_key("warmup_ratio"), "step_per_epoch has no warmup; set warmup_ratio: 0.0")
 
 
 def validate_hparams(raw: dict[str, Any]) -> SFTHparams:

@@ -1,4 +1,9 @@
-"""Command lines for the SFT entry point: plain Python on 1 GPU or CPU, `accelerate launch` (FSDP) on N."""
+"""Command lines for the SFT entry point: plain Python on 1 GPU or CPU, `accelerate launch` (FSDP) on N.
+
+The N-process command is the same with and without GPUs: `accelerate launch` starts N processes through
+torch.distributed.run either way; without CUDA each process trains on CPU over gloo, and
+agorabench.training.distributed keeps FSDP engaged there (docs/training.md, "Several GPUs").
+"""
 
 from __future__ import annotations
 
@@ -37,22 +42,26 @@ def launch_command(
     *,
     activation_checkpointing: bool = True,
     main_process_port: int | None = None,
+    mixed_precision: str = "bf16",
     python: str = sys.executable,
 ) -> list[str]:
     """argv that runs `python -m agorabench.training.sft <script_args>` on `n_gpus` GPUs of one node.
 
     n_gpus <= 1 (one GPU or CPU): a plain Python process. n_gpus > 1: `accelerate launch` with one process
-    per GPU, bf16 mixed precision and, when `fsdp`, FSDP full sharding with activation checkpointing
-    (otherwise plain DDP). The SLURM job must be ONE task holding all N GPUs (see docs/training.md).
+    per GPU, `mixed_precision` ("bf16" or "no", from training.bf16) and, when `fsdp`, FSDP full sharding
+    with activation checkpointing (otherwise plain DDP). The SLURM job must be ONE task holding all N GPUs
+    (see docs/training.md). Without CUDA the same command runs N CPU processes over gloo.
     """
     if n_gpus <= 1:
         return [python, "-m", SFT_MODULE, *script_args]
+    if mixed_precision not in ("bf16", "no"):
+        raise ValueError(f"mixed_precision must be 'bf16' or 'no', got {mixed_precision!r}")
     port = main_process_port or free_port()
     cmd = [
         python, "-m", "accelerate.commands.launch",
         "--num_processes", str(n_gpus),
         "--num_machines", "1",
-        "--mixed_precision", "bf16",
+        "--mixed_precision", mixed_precision,
         "--dynamo_backend", "no",
         "--main_process_port", str(port),
     ]  # fmt: skip

@@ -21,6 +21,7 @@ from agorabench.errors import AgoraBenchError, ConfigError, DataError
 from agorabench.jsonl import sha256_file, sha256_text, write_json, write_jsonl
 from agorabench.training import checkpoints, data
 from agorabench.training.callbacks import StepLogger, plot_loss, read_log, truncate_log
+from agorabench.training.distributed import fsdp_on_cpu, sharding_summary, wants_fsdp_on_cpu
 from agorabench.training.hparams import SFTHparams, resolve_accumulation, validate_hparams, world_size
 from agorabench.training.runinfo import hardware, package_versions
 
@@ -38,11 +39,18 @@ def _fsdp_activation_checkpointing() -> bool:
 
 
 def resolve_attention(requested: str, cuda: bool) -> str:
-    if requested.startswith("flash_attention") and not cuda:
+    """The attention to train with. sdpa (the paper config's) ships with torch and, for padding-free
+    packed rows, gets a block-diagonal mask from the per-example position_ids (docs/training.md)."""
+    if (requested.startswith("flash_attention") or requested == "flex_attention") and not cuda:
+        # flex_attention has no backward pass on CPU in torch 2.13; flash kernels are CUDA-only.
         log.info("attention: %s needs a GPU; using sdpa on CPU", requested)
         return "sdpa"
     if requested == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-        raise ConfigError("training.attn_implementation", "flash_attention_2 needs the flash-attn package")
+        raise ConfigError(
+            "training.attn_implementation",
+            "flash_attention_2 needs the flash-attn package, which envs/training.yaml does not install; "
+            "use sdpa (it keeps packed examples apart too)",
+        )
     return requested
 
 
@@ -79,13 +87,15 @@ def load_tokenizer(model_dir: str) -> Any:
         raise DataError(model_dir, f"cannot load the tokenizer: {_first_line(exc)}") from None
 
 
-def load_model(model_dir: str, attn: str) -> Any:
-    """fp32 master weights; bf16 compute comes from autocast (SFTConfig.bf16)."""
+def load_model(model_dir: str, attn: str, pure_bf16: bool = False) -> Any:
+    """fp32 master weights with bf16 autocast (SFTConfig.bf16), or, with `pure_bf16`, bf16 weights, so
+    gradients and the AdamW states are bf16 too (llama-recipes --pure_bf16)."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    dtype = torch.bfloat16 if pure_bf16 else torch.float32
     try:
-        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn)
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation=attn)
     except Exception as exc:
         raise DataError(model_dir, f"cannot load the model: {_first_line(exc)}") from None
 
@@ -113,9 +123,11 @@ def sft_config(hp: SFTHparams, *, ckpt_dir: Path, accumulation: int, cuda: bool,
         num_train_epochs=hp.epochs,
         max_steps=hp.max_steps or -1,
         learning_rate=hp.learning_rate,
-        lr_scheduler_type=hp.lr_scheduler,
+        # step_per_epoch is not a transformers schedule: the trainer class supplies it (schedule.py).
+        lr_scheduler_type="constant" if hp.lr_scheduler == "step_per_epoch" else hp.lr_scheduler,
         warmup_steps=hp.warmup_ratio,  # a float < 1 is a fraction of the total steps
         weight_decay=hp.weight_decay,
+        max_grad_norm=hp.max_grad_norm,
         per_device_train_batch_size=hp.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
         max_length=hp.max_length,
@@ -140,13 +152,25 @@ def sft_config(hp: SFTHparams, *, ckpt_dir: Path, accumulation: int, cuda: bool,
     )
 
 
-def build_trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], config: Any, callbacks=()) -> Any:
-    """The SFTTrainer; its `train_dataset` holds input_ids and labels (-100 on prompt tokens)."""
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    config: Any,
+    callbacks=(),
+    lr_gamma: float | None = None,
+) -> Any:
+    """The SFTTrainer; its `train_dataset` holds input_ids and labels (-100 on prompt tokens).
+
+    `lr_gamma` set: the per-epoch StepLR of the official recipe replaces the config's schedule."""
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(
+    from agorabench.training.schedule import with_step_per_epoch
+
+    trainer_cls = SFTTrainer if lr_gamma is None else with_step_per_epoch(SFTTrainer, lr_gamma)
+    trainer = trainer_cls(
         model=model,
         args=config,
         train_dataset=Dataset.from_list(rows),
@@ -285,14 +309,17 @@ def train_sft(
     ckpt = checkpoints.prepare(ckpt_dir, fingerprint, resume, is_main=_is_main())
     elapsed_before = _start_log(Path(log_path), ckpt_dir, ckpt) if _is_main() else 0.0
 
-    model = load_model(model_dir, attn)
+    model = load_model(model_dir, attn, hp.pure_bf16)
     config = sft_config(hp, ckpt_dir=ckpt_dir, accumulation=accumulation, cuda=cuda, liger=liger)
     step_log = StepLogger([log_path, ckpt_dir / LOG_COPY], elapsed_before=elapsed_before, is_main=_is_main())
-    trainer = build_trainer(model, tokenizer, rows, config, callbacks=[step_log])
+    gamma = hp.lr_gamma if hp.lr_scheduler == "step_per_epoch" else None
+    with fsdp_on_cpu(wants_fsdp_on_cpu(cuda)):  # `accelerate launch --use_fsdp` without GPUs
+        trainer = build_trainer(model, tokenizer, rows, config, callbacks=[step_log], lr_gamma=gamma)
     if hp.global_batch_size and hp.gradient_accumulation_steps not in (None, accumulation):
         log.info("gradient accumulation %d (from global_batch_size %d over %d process(es))",
                  accumulation, hp.global_batch_size, procs)  # fmt: skip
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    sharding = sharding_summary(trainer.model)
     save_final(trainer, tokenizer, Path(output_dir), end_of_turn, _saved_dtype(model_dir))
     if not _is_main():
         return {}
@@ -302,16 +329,18 @@ def train_sft(
         "base_model_dir": str(model_dir),
         "output_dir": str(output_dir),
         "dataset": _dataset_info(train_path, train_sha, lengths, truncated),
+        "training_data": data.composition(records),
         "hparams": hp.as_dict(),
         "gradient_accumulation_steps": accumulation,
         "processes": procs,
+        "fsdp_sharding": sharding,
         "effective_global_batch": hp.per_device_batch_size * accumulation * procs,
         "chat_template": template,
         "end_of_turn_token": tokenizer.convert_ids_to_tokens(end_of_turn),
         "attn_implementation": attn,
         "liger_kernel": liger,
         "packing": hp.packing,
-        "precision": "bf16 autocast, fp32 master weights" if hp.bf16 else "fp32",
+        "precision": data.precision_label(hp.bf16, hp.pure_bf16),
         "saved_dtype": _saved_dtype(model_dir),
         "versions": package_versions(),
         "hardware": hardware(procs),

@@ -1,9 +1,10 @@
 """Stage function of the training rules: fine-tune the student on one generated set.
 
 One GPU or CPU trains in this process; N > 1 GPUs run `accelerate launch` (FSDP) as one child command,
-as the SLURM job holds one task with N GPUs. A generated set with zero valid instances (the generation
-stats report the shortfall) leaves nothing to train on: the student is then S_0 itself, copied and
-marked `trained: false` in its info, so its PGR is the (zero) gain of no data rather than a crash.
+as the SLURM job holds one task with N GPUs (without CUDA, N CPU processes with FSDP over gloo).
+A generated set with zero valid instances (the generation stats report the shortfall) leaves nothing to
+train on: the student is then S_0 itself, copied and marked `trained: false` in its info, so its PGR is
+the (zero) gain of no data rather than a crash.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def train_student(
             plot_path=plot_path,
         )
     else:
+        from agorabench.childenv import child_env
         from agorabench.training.launch import launch_command
 
         args = [
@@ -89,9 +91,10 @@ def train_student(
         ]
         if plot_path:
             args += ["--plot", plot_path]
-        cmd = launch_command(gpus, args)
-        log.info("launching %d-GPU training: %s", gpus, " ".join(cmd))
-        subprocess.run(cmd, check=True)
+        precision = "bf16" if hparams.get("bf16", True) else "no"
+        cmd = launch_command(gpus, args, mixed_precision=precision)
+        log.info("launching %d-process training: %s", gpus, " ".join(cmd))
+        subprocess.run(cmd, check=True, env=child_env())  # the ranks import agorabench like this process
         info = read_json(info_path)
     return {
         "trained": True,

