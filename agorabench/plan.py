@@ -35,6 +35,7 @@ import yaml
 
 from agorabench import workflow as wf
 from agorabench.errors import AgoraBenchError
+from agorabench.llm.batch import BATCH_DISCOUNT
 
 CHARS_PER_TOKEN = 4.0
 PROMPT_SAMPLE = 32
@@ -107,6 +108,21 @@ def sft_gpu_hours(train_tokens: float, params: float) -> float:
     return 6 * params * train_tokens / (SFT_MFU * H100_BF16_PEAK_FLOPS) / 3600
 
 
+def batch_discount(spec: dict[str, Any]) -> float | None:
+    """The share a provider batch API takes off this model's price (docs/batch.md); None: no batch API.
+
+    `price.batch_discount` when given; else the provider's published discount for `anthropic` and for
+    `openai` at api.openai.com (no base_url: other OpenAI-compatible servers may have no batch API).
+    """
+    price = spec.get("price") or {}
+    if "batch_discount" in price:
+        return float(price["batch_discount"])
+    own_server = spec.get("base_url") or spec.get("base_url_env")
+    if spec.get("backend") == "anthropic" or (spec.get("backend") == "openai" and not own_server):
+        return BATCH_DISCOUNT[spec["backend"]]
+    return None
+
+
 def api_cost(calls: float, prompt_tokens: float, output_tokens: float, price: dict[str, Any] | None) -> float:
     if not price:
         return 0.0
@@ -131,6 +147,7 @@ class PoolEstimate:
     max_calls: int  # the cap
     usd: float = 0.0
     usd_cap: float = 0.0
+    usd_batch: float | None = None  # expected USD in batch mode; None: no batch API for this model
     gpu_hours: float = 0.0
     local: bool = False
 
@@ -239,6 +256,8 @@ def estimate_pools(config: dict[str, Any], valid_rate: float | None = None) -> l
         else:
             est.usd = api_cost(est.calls, prompt, output, spec.get("price"))
             est.usd_cap = api_cost(cap, prompt, output, spec.get("price"))
+            discount = batch_discount(spec)
+            est.usd_batch = None if discount is None else est.usd * (1 - discount)
         pools.append(est)
     return pools
 
@@ -285,6 +304,8 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
         )
         row["usd"] += p.usd
         row["usd_cap"] += p.usd_cap
+        if p.usd_batch is not None:
+            row["usd_batch"] = row.get("usd_batch", 0.0) + p.usd_batch
         row["gpu_hours"] += p.gpu_hours
         row["calls"] += p.calls
         if p.local:  # what the paper's Table 3 API-equivalent price would charge for the same tokens
@@ -326,6 +347,9 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
         spec = config["judges"][judge]
         usd = api_cost(1, tin, tout, spec.get("price") or _judge_price(config, spec))
         plan.judges[judge] = {"calls": calls, "prompt_tokens": tin, "output_tokens": tout, "usd": usd}
+        discount = batch_discount(spec | {"price": spec.get("price") or _judge_price(config, spec)})
+        if discount is not None:
+            plan.judges[judge]["usd_batch"] = usd * (1 - discount)
     gen_hours = sum(p.gpu_hours for p in plan.pools)
     plan.gpu_hours = {
         "generation (local generators)": gen_hours,
@@ -441,25 +465,41 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(r) + " |" for r in [header, align, *rows]] + [""]
 
 
+def _batch_usd(row: dict[str, Any]) -> str:
+    return f"{row['usd_batch']:,.0f}" if "usd_batch" in row else "—"
+
+
+def _batch_total(rows: Any) -> float:
+    """Every API cost in batch mode: batch price where there is a batch API, else the online price."""
+    return sum(r.get("usd_batch", r["usd"]) for r in rows)
+
+
 def render_text(plan: Plan, config_path: str) -> str:
     lines = [f"# Cost plan of {config_path}", "", "## API dollars per generator (generation)", ""]
     rows = []
     for g, r in plan.generators.items():
         equivalent = f"{r['usd_api_equivalent']:,.0f}" if "usd_api_equivalent" in r else ""
-        money = [f"{r['usd']:,.0f}", f"{r['usd_cap']:,.0f}"]
+        money = [f"{r['usd']:,.0f}", _batch_usd(r), f"{r['usd_cap']:,.0f}"]
         rows.append([g, f"{r['calls']:,.0f}", *money, f"{r['gpu_hours']:,.1f}", equivalent])
     total = sum(r["usd"] for r in plan.generators.values())
     cap = sum(r["usd_cap"] for r in plan.generators.values())
-    rows.append(["**total**", "", f"**{total:,.0f}**", f"{cap:,.0f}", "", ""])
-    header = ["generator", "calls (expected)", "USD expected", "USD at attempt cap", "GPU-hours"]
+    batch = _batch_total(plan.generators.values())
+    rows.append(["**total**", "", f"**{total:,.0f}**", f"**{batch:,.0f}**", f"{cap:,.0f}", "", ""])
+    header = ["generator", "calls (expected)", "USD expected", "USD batch mode", "USD at attempt cap"]
+    header.append("GPU-hours")
     lines += _table([*header, "API-equivalent USD"], rows)
     if plan.judges:
         lines += ["## API dollars per judge (benchmarks and intrinsic metrics)", ""]
         rows = []
         for j, r in plan.judges.items():
             mtok = [f"{r['prompt_tokens'] / 1e6:,.1f}", f"{r['output_tokens'] / 1e6:,.1f}"]
-            rows.append([j, f"{r['calls']:,.0f}", *mtok, f"{r['usd']:,.0f}"])
-        lines += _table(["judge", "calls", "prompt Mtok", "output Mtok", "USD"], rows)
+            rows.append([j, f"{r['calls']:,.0f}", *mtok, f"{r['usd']:,.0f}", _batch_usd(r)])
+        lines += _table(["judge", "calls", "prompt Mtok", "output Mtok", "USD", "USD batch mode"], rows)
+        lines += [
+            "Batch mode (`mode: batch`, docs/batch.md): the same calls through the provider's batch API at "
+            "its batch price, results within 24 h; a model without a batch API (—) keeps its online price.",
+            "",
+        ]
     lines += ["## H100 GPU-hours per stage", ""]
     lines += _table(["stage", "GPU-hours"], [[k, f"{v:,.1f}"] for k, v in plan.gpu_hours.items()])
     if plan.inference:

@@ -83,6 +83,7 @@ def main() -> int:
         "peak_tree_rss_gib": round(peak / 2**20, 2),
         # Snakemake counts every job of the DAG, the `all` target included; several invocations add up.
         "jobs": sum(total for done, total in steps if done == total) if steps else None,
+        "last_progress": f"{steps[-1][0]} of {steps[-1][1]} steps" if steps else None,  # a stopped run
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),

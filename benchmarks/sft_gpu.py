@@ -1,15 +1,20 @@
-"""GPU benchmark for the SFT step: tokens/s and MFU of Llama-shaped models with random weights.
+"""GPU figures (issue 17): the project's own SFT path and student inference, with random-weight Llama shapes.
 
-Measures one training step (forward + backward, optionally AdamW) of a Llama-3.2-1B- or Llama-3.1-8B-shaped
-model built from its config (random weights, nothing downloaded) in bf16, over sequences of up to
---seq-len tokens, for every combination of:
-  batching   padding (B documents padded to the longest) | packing (B rows of seq-len tokens, padding-free:
-             flattened to one row, position_ids restart per document, so no cross-document attention)
-  liger      off | on   (Liger Triton kernels: RMSNorm, RoPE, SwiGLU, fused linear cross-entropy)
-  attention  sdpa | flash_attention_2
+Training goes through agorabench.training: the `training` section of config/config.yaml, checked by
+`validate_hparams`, turned into the rule's SFTConfig by `sft_config` and into the rule's SFTTrainer (TRL
+collator, BFD packing, completion-only loss, AdamW, scheduler) by `build_trainer`. Only the model and the
+data are synthetic: a Llama-3.2-1B- or Llama-3.1-8B-shaped model built from its config (random weights,
+nothing downloaded) and pre-tokenized documents of log-normal length (random ids; the first quarter of each
+is prompt, masked from the loss). A step is timed from the end of one optimizer step to the end of the next
+(data, forward, backward, clipping, AdamW, logging), warm-up steps excluded. Each configuration:
+  batching   padding (per_device_batch_size documents padded to the longest) | packing (rows of max_length
+             tokens, padding-free: position_ids restart per document, no cross-document attention)
+  grad_ckpt  activation checkpointing on | off
+  liger      off | on   (Liger Triton kernels through SFTConfig.use_liger_kernel; GPU only)
 
-Each combination runs in its own subprocess (Liger patches classes globally; OOM stays contained). Results
-are printed as a table and appended as JSON lines to --results.
+Inference goes through agorabench.llm.TransformersBackend (its batching, left padding, generate, decode) on
+the same random model saved to a folder, with a tokenizer of one word per id, so prompt and output lengths
+are exact: the only change is min_new_tokens = max_tokens (EOS suppressed until the length is reached).
 
 FLOPs (model FLOPs, the MFU convention of PaLM, Chowdhery et al. 2022, appendix B):
   per step = 6 * N * T  +  12 * n_layers * (n_heads * head_dim) * sum_i s_i^2
@@ -19,24 +24,33 @@ FLOPs (model FLOPs, the MFU convention of PaLM, Chowdhery et al. 2022, appendix 
   The attention term counts the full s x s score and value matmuls (fwd 4*s^2*d per layer, x3 for fwd+bwd),
   ignoring the causal mask, as PaLM and Megatron do. Padding and activation-checkpointing recomputation are
   not model FLOPs: they lower MFU, which is the point of comparing padding with packing.
-  MFU = FLOPs per step / step time / (peak dense bf16 FLOP/s of the GPU, table PEAK_TFLOPS).
+  MFU = FLOPs per step / step time / peak, for two peaks: the data sheet's dense bf16 peak (PEAK_TFLOPS)
+  and the bf16 GEMM rate measured on the same device (`matmul`, an n x n x n product).
 
-Runs on CPU too (--device cpu --shapes tiny) as a smoke test of the code path; CPU numbers mean nothing.
+`--suite issue17` runs the prepared list (SUITES) with a timeout per configuration and an overall budget,
+appends JSON lines and writes a Markdown table. Runs on CPU too (--device cpu, shape "tiny") as a smoke
+test of the code path; CPU numbers mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import itertools
 import json
 import math
-import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere (the GPU machine has no installed package)
+    sys.path.insert(0, str(ROOT))
 
 # Dense bf16 peak (no sparsity), TFLOP/s per GPU, from the vendors' data sheets. Longest match wins.
 PEAK_TFLOPS = {
@@ -60,10 +74,46 @@ SHAPES: dict[str, dict[str, Any]] = {
                  intermediate_size=128, vocab_size=1024, tie_word_embeddings=False, rope_theta=10000.0),
 }  # fmt: skip
 
+CONFIG = ROOT / "config" / "config.yaml"
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "sft_gpu.jsonl"
+SPECIAL = ("<pad>", "<eos>", "<unk>")  # ids 0, 1, 2 of the synthetic tokenizer
+
+# The prepared suite of issue 17: (kind, settings, timeout s). Sized for <= 8 minutes on one H200.
+TRAIN_8B = {"shape": "8b", "seq_len": 4096, "batch": 2, "steps": 4, "warmup": 2}
+TRAIN_1B = {"shape": "1b", "seq_len": 4096, "batch": 4, "steps": 4, "warmup": 2}
+INFER_1B = {"shape": "1b", "prompt_len": 512, "output_len": 128}
+TRAIN_TINY = {"shape": "tiny", "seq_len": 64, "batch": 2, "steps": 2, "warmup": 1, "mean_doc_len": 20}
+SUITES: dict[str, list[tuple[str, dict[str, Any], int]]] = {
+    "issue17": [
+        ("matmul", {"n": 8192}, 60),
+        ("train", {**TRAIN_8B, "batching": "packing", "grad_ckpt": True, "liger": False}, 80),
+        ("train", {**TRAIN_8B, "batching": "packing", "grad_ckpt": False, "liger": False}, 80),
+        ("train", {**TRAIN_8B, "batching": "packing", "grad_ckpt": True, "liger": True}, 90),
+        ("train", {**TRAIN_8B, "batching": "padding", "grad_ckpt": True, "liger": False}, 70),
+        ("train", {**TRAIN_8B, "batching": "padding", "grad_ckpt": False, "liger": False}, 70),
+        ("train", {**TRAIN_1B, "batching": "packing", "grad_ckpt": True, "liger": False}, 50),
+        ("train", {**TRAIN_1B, "batching": "padding", "grad_ckpt": True, "liger": False}, 45),
+        ("infer", {**INFER_1B, "batch": 1}, 90),
+        ("infer", {**INFER_1B, "batch": 16}, 40),
+        ("infer", {**INFER_1B, "batch": 64}, 45),
+    ],
+    # The CPU smoke test: the same code paths with tiny shapes.
+    "smoke": [
+        ("matmul", {"n": 256}, 60),
+        *[
+            ("train", {**TRAIN_TINY, "batching": b, "grad_ckpt": g, "liger": False}, 120)
+            for b in ("packing", "padding")
+            for g in (True, False)
+        ],
+        *[
+            ("infer", {"shape": "tiny", "prompt_len": 8, "output_len": 4, "batch": b}, 120)
+            for b in (1, 16, 64)
+        ],
+    ],
+}
 
 
-# --- workload -------------------------------------------------------------------------------------------
+# --- workload and FLOPs ---------------------------------------------------------------------------------
 
 
 def doc_lengths(rng: random.Random, n: int, mean: float, seq_len: int) -> list[int]:
@@ -71,28 +121,6 @@ def doc_lengths(rng: random.Random, n: int, mean: float, seq_len: int) -> list[i
     sigma = 0.8
     mu = math.log(mean) - sigma**2 / 2
     return [max(16, min(seq_len, round(rng.lognormvariate(mu, sigma)))) for _ in range(n)]
-
-
-def padding_batches(rng: random.Random, steps: int, batch: int, mean: float, seq_len: int) -> list[list[int]]:
-    """Each step: `batch` documents, padded to the longest."""
-    return [doc_lengths(rng, batch, mean, seq_len) for _ in range(steps)]
-
-
-def packing_batches(rng: random.Random, steps: int, batch: int, mean: float, seq_len: int) -> list[list[int]]:
-    """Each step: documents filling `batch` rows of seq_len (first fit), flattened padding-free."""
-    out = []
-    for _ in range(steps):
-        rows = [0] * batch
-        docs: list[int] = []
-        while True:
-            (n,) = doc_lengths(rng, 1, mean, seq_len)
-            free = [i for i, used in enumerate(rows) if used + n <= seq_len]
-            if not free:
-                break
-            rows[free[0]] += n
-            docs.append(n)
-        out.append(docs)
-    return out
 
 
 def step_flops(docs: list[int], n_matmul: int, layers: int, attn_dim: int) -> float:
@@ -113,40 +141,110 @@ def peak_tflops(device_name: str) -> float | None:
     return PEAK_TFLOPS[max(matches, key=len)] if matches else None
 
 
-# --- one configuration (runs in a subprocess) -------------------------------------------------------------
+def batch_docs(batch: dict[str, Any]) -> tuple[list[int], int]:
+    """Document lengths and token slots of one collated batch (padding-free rows restart position_ids)."""
+    ids = batch["input_ids"]
+    if "attention_mask" in batch:
+        return [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()], ids.numel()
+    pos = batch["position_ids"].flatten().tolist()
+    starts = [i for i, p in enumerate(pos) if p == 0] + [len(pos)]
+    return [b - a for a, b in itertools.pairwise(starts)], ids.numel()
 
 
-def _build_model(shape: str, attn: str, liger: bool, device: str, grad_ckpt: bool):
+# --- synthetic model, tokenizer and data -----------------------------------------------------------------
+
+
+def synthetic_tokenizer(vocab_size: int, pad_is_eos: bool = False) -> Any:
+    """One whitespace-separated word per id ("t3" is id 3): a text of n words is exactly n tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIAL)} | {f"t{i}": i for i in range(len(SPECIAL), vocab_size)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    pad = "<eos>" if pad_is_eos else "<pad>"
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=pad, eos_token="<eos>", unk_token="<unk>")
+
+
+def build_model(shape: str, attn: str, dtype_name: str, device: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    if liger:
-        from liger_kernel.transformers import apply_liger_kernel_to_llama
-
-        apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, fused_linear_cross_entropy=True)
-    config = LlamaConfig(**SHAPES[shape], max_position_embeddings=131072)
+    config = LlamaConfig(**SHAPES[shape], max_position_embeddings=131072, pad_token_id=0, eos_token_id=1)
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation=attn)
-    if grad_ckpt:
-        model.gradient_checkpointing_enable()
-    model.config.use_cache = False
-    return model.train()
+        return AutoModelForCausalLM.from_config(
+            config, dtype=getattr(torch, dtype_name), attn_implementation=attn
+        )
 
 
-def _inputs(docs: list[int], batching: str, vocab: int, device: str) -> dict[str, Any]:
-    import torch
+def training_rows(cfg: dict[str, Any], n_docs: int, vocab: int) -> list[dict[str, list[int]]]:
+    """Pre-tokenized rows (TRL skips tokenization): random ids, the first quarter masked as prompt."""
+    rng = random.Random(cfg["seed"])
+    rows = []
+    for n in doc_lengths(rng, n_docs, cfg["mean_doc_len"], cfg["seq_len"]):
+        prompt = n // 4
+        ids = [rng.randrange(len(SPECIAL), vocab) for _ in range(n)]
+        rows.append({"input_ids": ids, "completion_mask": [0] * prompt + [1] * (n - prompt)})
+    return rows
 
-    if batching == "packing":
-        ids = torch.randint(0, vocab, (1, sum(docs)), device=device)
-        pos = torch.cat([torch.arange(n, device=device) for n in docs])[None]
-        return {"input_ids": ids, "position_ids": pos, "labels": ids}
-    longest = max(docs)
-    ids = torch.randint(0, vocab, (len(docs), longest), device=device)
-    mask = torch.zeros_like(ids)
-    for i, n in enumerate(docs):
-        mask[i, :n] = 1
-    labels = ids.masked_fill(mask == 0, -100)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+def docs_needed(cfg: dict[str, Any]) -> int:
+    steps = cfg["warmup"] + cfg["steps"]
+    if cfg["batching"] == "padding":
+        return steps * cfg["batch"]
+    return math.ceil(1.3 * steps * cfg["batch"] * cfg["seq_len"] / cfg["mean_doc_len"]) + 8
+
+
+def training_hparams(cfg: dict[str, Any], config_path: Path = CONFIG) -> Any:
+    """The config's `training` section with the benchmark's choices on top, checked as the rule checks it."""
+    import yaml
+
+    from agorabench.training.hparams import validate_hparams
+
+    raw = dict(yaml.safe_load(config_path.read_text(encoding="utf-8"))["training"])
+    raw.update(
+        max_length=cfg["seq_len"], per_device_batch_size=cfg["batch"], packing=cfg["batching"] == "packing",
+        gradient_checkpointing=cfg["grad_ckpt"], liger_kernel=cfg["liger"],
+        attn_implementation=cfg["attn"], max_steps=cfg["warmup"] + cfg["steps"], seed=cfg["seed"],
+        gradient_accumulation_steps=1, global_batch_size=None, logging_steps=1, save_steps=10**9,
+    )  # fmt: skip
+    return validate_hparams(raw)
+
+
+# --- one configuration (runs in a subprocess) -------------------------------------------------------------
+
+
+class _Recorder:
+    """Wraps the trainer's collator to keep each batch's document lengths (the k-th batch is step k)."""
+
+    def __init__(self, collator: Any):
+        self.collator = collator
+        self.batches: list[tuple[list[int], int]] = []
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        out = self.collator(examples)
+        self.batches.append(batch_docs(out))
+        return out
+
+
+def _step_timer(device: str) -> Any:
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kw):
+            if device.startswith("cuda"):
+                import torch
+
+                torch.cuda.reset_peak_memory_stats()
+
+        def on_step_end(self, args, state, control, **kw):
+            _sync(device)
+            self.ends.append(time.perf_counter())
+
+    return StepTimer()
 
 
 def _sync(device: str) -> None:
@@ -156,73 +254,166 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def run_single(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Time `steps` training steps after `warmup`; returns the result row."""
+def run_train(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A few steps of the project's SFTTrainer on a random-weight model; the result row."""
     import torch
+    from transformers.trainer_utils import SaveStrategy
+
+    from agorabench.training.sft import build_trainer, resolve_attention, resolve_liger, sft_config
 
     torch.manual_seed(cfg["seed"])
-    device = cfg["device"]
-    model = _build_model(cfg["shape"], cfg["attn"], cfg["liger"], device, cfg["grad_ckpt"])
-    on_gpu = device.startswith("cuda")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=on_gpu) if cfg["adamw"] else None
-    make = packing_batches if cfg["batching"] == "packing" else padding_batches
-    rng = random.Random(cfg["seed"])
-    batches = make(rng, cfg["warmup"] + cfg["steps"], cfg["batch"], cfg["mean_doc_len"], cfg["seq_len"])
+    device, cuda = cfg["device"], cfg["device"].startswith("cuda")
+    hp = training_hparams(cfg)
+    attn, liger = resolve_attention(hp.attn_implementation, cuda), resolve_liger(hp.liger_kernel, cuda)
     shape = SHAPES[cfg["shape"]]
-    n_matmul = matmul_params(model, shape)
+    model = build_model(cfg["shape"], attn, "bfloat16" if hp.pure_bf16 else "float32", device)
+    rows = training_rows(cfg, docs_needed(cfg), shape["vocab_size"])
+    timer = _step_timer(device)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = sft_config(hp, ckpt_dir=Path(tmp), accumulation=1, cuda=cuda, liger=liger)
+        config.save_strategy = SaveStrategy.NO  # no checkpoint: 8B weights + AdamW would fill the disk
+        gamma = hp.lr_gamma if hp.lr_scheduler == "step_per_epoch" else None
+        trainer = build_trainer(model, synthetic_tokenizer(shape["vocab_size"]), rows, config, [timer], gamma)
+        recorder = _Recorder(trainer.data_collator)
+        trainer.data_collator = recorder
+        trainer.train()
+    steps = trainer.state.global_step
+    if steps != hp.max_steps or len(recorder.batches) < steps:
+        raise RuntimeError(f"ran {steps} of {hp.max_steps} steps on {len(recorder.batches)} batches")
+    timed = recorder.batches[cfg["warmup"] : steps]
+    wall = timer.ends[steps - 1] - timer.ends[cfg["warmup"] - 1]
+    n_matmul = matmul_params(trainer.model, shape)
     attn_dim = shape["num_attention_heads"] * (shape["hidden_size"] // shape["num_attention_heads"])
-    times, flops, tokens, slots = [], [], [], []
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    for i, docs in enumerate(batches):
-        inputs = _inputs(docs, cfg["batching"], shape["vocab_size"], device)
-        _sync(device)
-        t0 = time.perf_counter()
-        loss = model(**inputs).loss
-        loss.backward()
-        if opt is not None:
-            opt.step()
-        model.zero_grad(set_to_none=True)
-        _sync(device)
-        if i >= cfg["warmup"]:
-            times.append(time.perf_counter() - t0)
-            flops.append(step_flops(docs, n_matmul, shape["num_hidden_layers"], attn_dim))
-            tokens.append(sum(docs))
-            slots.append(inputs["input_ids"].numel())
-    return _summarise(cfg, times, flops, tokens, slots, n_matmul)
+    flops = sum(step_flops(docs, n_matmul, shape["num_hidden_layers"], attn_dim) for docs, _ in timed)
+    tokens = sum(sum(docs) for docs, _ in timed)
+    slots = sum(n for _, n in timed)
+    extra = {"attn_used": attn, "liger_used": liger, "precision": "pure bf16" if hp.pure_bf16 else "bf16 amp"}
+    return _train_row(cfg, wall, flops, tokens, slots, n_matmul, len(timed), extra)
 
 
-def _summarise(cfg, times, flops, tokens, slots, n_matmul) -> dict[str, Any]:
-    import torch
-
-    total_t = sum(times)
-    on_gpu = cfg["device"].startswith("cuda")
-    device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
-    peak = cfg["peak_tflops"] or (peak_tflops(device_name) if device_name != "cpu" else None)
-    achieved = sum(flops) / total_t / 1e12
+def _train_row(cfg, wall, flops, tokens, slots, n_matmul, steps, extra) -> dict[str, Any]:
+    achieved = flops / wall / 1e12
+    peak = cfg.get("peak_tflops") or peak_tflops(_device_name(cfg["device"]))
+    measured = cfg.get("matmul_tflops")
     return {
-        **cfg,
+        **cfg, **extra,
         "status": "ok",
-        "device_name": device_name,
+        "device_name": _device_name(cfg["device"]),
         "n_matmul_params": n_matmul,
-        "step_s_mean": round(total_t / len(times), 4),
-        "step_s_max": round(max(times), 4),
-        "tokens_per_s": round(sum(tokens) / total_t, 1),
-        "tokens_per_step_mean": round(sum(tokens) / len(tokens), 1),
-        "padding_fraction": round(1 - sum(tokens) / sum(slots), 4),
-        "tflops_per_s": round(achieved, 2),
+        "step_s_mean": round(wall / steps, 4),
+        "tokens_per_s": round(tokens / wall, 1),
+        "tokens_per_step_mean": round(tokens / steps, 1),
+        "padding_fraction": round(1 - tokens / slots, 4),
+        "tflops_per_s": float(f"{achieved:.4g}"),
         "peak_tflops": peak,
         "mfu": round(achieved / peak, 4) if peak else None,
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if on_gpu else None,
-        "versions": _versions(),
-    }
+        "matmul_tflops": measured,
+        "mfu_vs_matmul": round(achieved / measured, 4) if measured else None,
+        "peak_memory_gib": _peak_memory(cfg["device"]),
+    }  # fmt: skip
 
 
-def _versions() -> dict[str, str | None]:
-    import importlib.metadata as md
+def run_matmul(cfg: dict[str, Any]) -> dict[str, Any]:
+    """bf16 GEMM rate, n x n x n on random data: mean of 10 products after 3 warm-ups."""
+    import torch
 
-    out = {}
-    for name in ("torch", "transformers", "liger-kernel", "flash-attn"):
+    n, device = cfg["n"], cfg["device"]
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    _sync(device)
+    wall = time.perf_counter() - t0
+    tflops = 10 * 2 * n**3 / wall / 1e12
+    return {**cfg, "status": "ok", "device_name": _device_name(device), "matmul_tflops": round(tflops, 3)}
+
+
+def _backend_class() -> Any:
+    from agorabench.llm.transformers_backend import TransformersBackend
+
+    class FixedLengthBackend(TransformersBackend):
+        """The project's backend, every row forced to max_tokens new tokens (EOS suppressed until then)."""
+
+        def _generation_kwargs(self, batch):
+            kwargs = super()._generation_kwargs(batch)
+            kwargs["generation_config"].min_new_tokens = kwargs["generation_config"].max_new_tokens
+            return kwargs
+
+    return FixedLengthBackend
+
+
+def save_inference_model(shape: str, folder: Path, device: str) -> None:
+    """The random-weight model and its tokenizer as a Hugging Face folder, written atomically."""
+    if folder.is_dir():
+        return
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_model(shape, "sdpa", "bfloat16", device).save_pretrained(tmp)  # random init is fast on a GPU
+    synthetic_tokenizer(SHAPES[shape]["vocab_size"], pad_is_eos=True).save_pretrained(tmp)
+    tmp.rename(folder)
+
+
+def run_infer(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Output tokens/s of TransformersBackend at one batch size: one untimed batch, then two timed."""
+    from agorabench.llm.base import Request, Sampling
+
+    folder = Path(cfg["workdir"]) / f"infer-{cfg['shape']}"
+    save_inference_model(cfg["shape"], folder, cfg["device"])
+    if cfg["device"].startswith("cuda"):  # the peak of the backend alone, not of saving the folder
+        import torch
+
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    backend = _backend_class()(folder, dtype="bfloat16", batch_size=cfg["batch"], device=cfg["device"],
+                               prompt_format="raw")  # fmt: skip
+    rng = random.Random(cfg["seed"])
+    vocab = SHAPES[cfg["shape"]]["vocab_size"]
+    sampling = Sampling(temperature=0.0, max_tokens=cfg["output_len"])
+
+    def requests(tag: str) -> list[Any]:
+        words = lambda: " ".join(f"t{rng.randrange(len(SPECIAL), vocab)}" for _ in range(cfg["prompt_len"]))  # noqa: E731
+        msgs = lambda: ({"role": "user", "content": words()},)  # noqa: E731
+        return [Request(id=f"{tag}{i}", messages=msgs(), sampling=sampling) for i in range(cfg["batch"])]
+
+    list(backend.complete(requests("warm")))
+    _sync(cfg["device"])
+    t0 = time.perf_counter()
+    done = list(backend.complete(requests("a") + requests("b")))
+    wall = time.perf_counter() - t0
+    out_tokens = sum(c.output_tokens for c in done)
+    in_tokens = sum(c.input_tokens for c in done)
+    backend.close()
+    return {
+        **cfg, "status": "ok", "device_name": _device_name(cfg["device"]), "requests": len(done),
+        "input_tokens": in_tokens, "output_tokens": out_tokens, "wall_s": round(wall, 3),
+        "output_tokens_per_s": round(out_tokens / wall, 1), "peak_memory_gib": _peak_memory(cfg["device"]),
+    }  # fmt: skip
+
+
+def _device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+
+
+def _peak_memory(device: str) -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None
+
+
+RUNNERS = {"train": run_train, "matmul": run_matmul, "infer": run_infer}
+
+
+# --- driver -------------------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "accelerate", "trl", "datasets", "liger-kernel", "triton"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -230,101 +421,138 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-# --- driver -------------------------------------------------------------------------------------------------
+def driver_version() -> str | None:
+    try:
+        cmd = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
-def skip_reason(cfg: dict[str, Any]) -> str | None:
+def skip_reason(kind: str, cfg: dict[str, Any]) -> str | None:
     import importlib.util
 
-    on_gpu = cfg["device"].startswith("cuda")
-    if cfg["liger"] and (not on_gpu or importlib.util.find_spec("liger_kernel") is None):
-        return "liger-kernel needs a GPU and the liger-kernel package"
-    no_flash = importlib.util.find_spec("flash_attn") is None
-    if cfg["attn"].startswith("flash_attention") and (not on_gpu or no_flash):
-        return "flash_attention_2 needs a GPU and the flash-attn package"
+    if kind == "train" and cfg["liger"]:
+        if not cfg["device"].startswith("cuda"):
+            return "liger-kernel needs a GPU"
+        if importlib.util.find_spec("liger_kernel") is None:
+            return "liger-kernel is not installed"
     return None
 
 
-def configs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    grid = itertools.product(args.shapes, args.batching, args.liger, args.attn)
-    return [
-        {
-            "shape": shape,
-            "batching": batching,
-            "liger": liger == "on",
-            "attn": attn,
-            "seq_len": args.seq_len,
-            "batch": args.batch_size,
-            "mean_doc_len": args.mean_doc_len,
-            "steps": args.steps,
-            "warmup": args.warmup,
-            "grad_ckpt": args.grad_ckpt == "on",
-            "adamw": args.optimizer == "adamw",
-            "device": args.device,
-            "peak_tflops": args.peak_tflops,
-            "seed": args.seed,
-        }
-        for shape, batching, liger, attn in grid
-    ]
-
-
-def run_in_subprocess(cfg: dict[str, Any], timeout: int) -> dict[str, Any]:
-    reason = skip_reason(cfg)
+def run_in_subprocess(kind: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One configuration in its own process (Liger patches classes globally; an OOM stays contained)."""
+    reason = skip_reason(kind, cfg)
     if reason:
         return {**cfg, "status": f"skipped: {reason}"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--single", json.dumps(cfg)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--single", json.dumps({"kind": kind, **cfg})]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {**cfg, "status": f"timeout after {timeout} s"}
+        return {**cfg, "status": f"timeout after {timeout:.0f} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        status = "oom" if "OutOfMemoryError" in proc.stderr else f"error: {tail[0][:200]}"
+        status = "oom" if "OutOfMemoryError" in proc.stderr else f"error: {tail[0][:300]}"
         return {**cfg, "status": status}
     return json.loads(lines[-1])
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'shape':5} {'batching':8} {'liger':5} {'attention':17} {'tok/s':>10} {'TFLOP/s':>8} {'MFU':>6} "
-    head += f"{'pad':>5} {'mem GiB':>7}  status"
-    print(head)
-    print("-" * len(head))
+def run_in_process(kind: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One configuration in this process: no isolation and no timeout (the CPU smoke test's shortcut)."""
+    reason = skip_reason(kind, cfg)
+    if reason:
+        return {**cfg, "status": f"skipped: {reason}"}
+    try:
+        return {**RUNNERS[kind](cfg), "versions": versions()}
+    except Exception as exc:  # reported in the row, as a subprocess's failure would be
+        return {**cfg, "status": f"error: {type(exc).__name__}: {exc}"[:300]}
+
+
+def run_suite(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every configuration of the suite, within --budget seconds; rows appended to --results as they end."""
+    t_start = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    matmul = None
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="gpu-figures-"))
+    common = {"device": args.device, "seed": args.seed, "attn": args.attn, "mean_doc_len": args.mean_doc_len,
+              "peak_tflops": args.peak_tflops, "workdir": str(workdir)}  # fmt: skip
+    try:
+        for kind, settings, timeout in SUITES[args.suite]:
+            cfg = {"kind": kind, **common, **settings, "matmul_tflops": matmul}
+            left = args.budget - (time.monotonic() - t_start)
+            if left < 10:
+                row = {**cfg, "status": "skipped: suite budget spent"}
+            else:
+                run = run_in_process if args.in_process else run_in_subprocess
+                row = {**run(kind, cfg, min(timeout * args.timeout_scale, left)), "kind": kind}
+            if kind == "matmul" and row["status"] == "ok":
+                matmul = row["matmul_tflops"]
+            rows.append(row)
+            with args.results.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{describe(row)}: {row['status']}", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def describe(row: dict[str, Any]) -> str:
+    if row["kind"] == "train":
+        liger = "liger" if row["liger"] else "no liger"
+        ckpt = "ckpt on" if row["grad_ckpt"] else "ckpt off"
+        return f"train {row['shape']} {row['batching']} {ckpt} {liger} b={row['batch']} s={row['seq_len']}"
+    if row["kind"] == "infer":
+        return f"infer {row['shape']} batch {row['batch']} ({row['prompt_len']} in, {row['output_len']} out)"
+    return f"matmul bf16 {row['n']}^3"
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict[str, Any]], command: str) -> str:
+    """The RESULTS.md table: command, GPU, driver, package versions, then one line per configuration."""
+    name = next((r["device_name"] for r in rows if r.get("device_name")), "unknown")
+    packages = ", ".join(f"{k} {v}" for k, v in versions().items() if v)
+    head = ["configuration", "tokens/s", "TFLOP/s", "MFU (peak)", "MFU (matmul)", "padding", "peak GiB"]
+    lines = [f"Command: `{command}`", "", f"Device: {name}; driver {driver_version() or '-'}; {packages}", ""]
+    lines += ["| " + " | ".join([*head, "status"]) + " |", "|---" * (len(head) + 1) + "|"]
     for r in rows:
         ok = r["status"] == "ok"
-        mfu = f"{r['mfu']:.1%}" if ok and r.get("mfu") is not None else "-"
-        print(
-            f"{r['shape']:5} {r['batching']:8} {('on' if r['liger'] else 'off'):5} {r['attn']:17} "
-            f"{(r['tokens_per_s'] if ok else '-'):>10} {(r['tflops_per_s'] if ok else '-'):>8} {mfu:>6} "
-            f"{(r['padding_fraction'] if ok else '-'):>5} {(r.get('peak_memory_gib') or '-'):>7}  "
-            f"{r['status']}"
-        )
+        if r["kind"] == "matmul":
+            cells = ["-", _fmt(r.get("matmul_tflops")), "-", "-", "-", "-"]
+        elif r["kind"] == "infer":
+            cells = [_fmt(r.get("output_tokens_per_s")) + " (output)", "-", "-", "-", "-",
+                     _fmt(r.get("peak_memory_gib"))]  # fmt: skip
+        else:
+            cells = [_fmt(r.get("tokens_per_s")), _fmt(r.get("tflops_per_s")), _fmt(r.get("mfu"), ".1%"),
+                     _fmt(r.get("mfu_vs_matmul"), ".1%"), _fmt(r.get("padding_fraction"), ".1%"),
+                     _fmt(r.get("peak_memory_gib"))]  # fmt: skip
+        cells = cells if ok else ["-"] * 6
+        lines.append(f"| {describe(r)} | " + " | ".join(cells) + f" | {r['status']} |")
+    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shapes", nargs="+", default=["1b", "8b"], choices=sorted(SHAPES))
-    p.add_argument("--batching", nargs="+", default=["packing", "padding"], choices=["packing", "padding"])
-    p.add_argument("--liger", nargs="+", default=["off", "on"], choices=["off", "on"])
-    p.add_argument("--attn", nargs="+", default=["flash_attention_2", "sdpa"],
-                   choices=["flash_attention_2", "sdpa", "eager"])  # fmt: skip
-    p.add_argument("--seq-len", type=int, default=4096, help="max tokens per row (training.max_length)")
-    p.add_argument("--batch-size", type=int, default=4, help="rows (packing) or documents (padding) per step")
-    p.add_argument("--mean-doc-len", type=float, default=700.0, help="mean document length in tokens")
-    p.add_argument("--steps", type=int, default=10, help="timed steps")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    p.add_argument("--grad-ckpt", choices=["on", "off"], default="on", help="activation checkpointing")
-    p.add_argument(
-        "--optimizer",
-        choices=["none", "adamw"],
-        default="none",
-        help="also time a fused AdamW step (8B + bf16 AdamW needs ~64 GiB before activations)",
-    )
+    p.add_argument("--suite", default="issue17", choices=sorted(SUITES), help="configurations to run")
     p.add_argument("--device", default="cuda", help="cuda, cuda:1, or cpu (smoke test only)")
+    p.add_argument(
+        "--attn",
+        default="sdpa",
+        choices=["sdpa", "flash_attention_2", "eager"],
+        help="training.attn_implementation (flash_attention_2 needs the flash-attn package)",
+    )
+    p.add_argument("--mean-doc-len", type=float, default=700.0, help="mean document length in tokens")
+    p.add_argument("--budget", type=float, default=450.0, help="seconds for the whole suite")
+    p.add_argument("--timeout-scale", type=float, default=1.0, help="multiplies every per-config timeout")
     p.add_argument("--peak-tflops", type=float, help="override the peak dense bf16 TFLOP/s of the GPU")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=int, default=1800, help="seconds per configuration")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="JSON lines appended here")
+    p.add_argument("--markdown", type=Path, help="write the Markdown table here (default: next to --results)")
+    p.add_argument("--in-process", action="store_true", help="no subprocess per configuration (CPU tests)")
     p.add_argument("--single", help=argparse.SUPPRESS)  # internal: run one configuration, print JSON
     return p.parse_args(argv)
 
@@ -332,21 +560,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.single:
-        print(json.dumps(run_single(json.loads(args.single))), flush=True)
+        cfg = json.loads(args.single)
+        row = RUNNERS[cfg["kind"]](cfg)
+        print(json.dumps({**row, "versions": versions()}), flush=True)
         return 0
-    rows = []
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    for cfg in configs(args):
-        row = {"time": stamp, "host": os.uname().nodename, **run_in_subprocess(cfg, args.timeout)}
-        rows.append(row)
-        with args.results.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row) + "\n")
-        name = f"{cfg['shape']} {cfg['batching']} liger={cfg['liger']} {cfg['attn']}"
-        print(f"{name}: {row['status']}", flush=True)
-    print()
-    print_table(rows)
-    return 0
+    rows = run_suite(args)
+    table = markdown(rows, " ".join(["python", "benchmarks/sft_gpu.py", *(argv or sys.argv[1:])]))
+    out = args.markdown or args.results.with_suffix(".md")
+    out.write_text(table, encoding="utf-8")
+    print("\n" + table)
+    return 0 if all(r["status"] == "ok" or r["status"].startswith("skipped") for r in rows) else 1
 
 
 if __name__ == "__main__":

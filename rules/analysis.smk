@@ -43,6 +43,7 @@ rule pgr_table:
         benchmarks={b: spec["domain"] for b, spec in config["benchmarks"].items()},
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
+        bootstrap=config["analysis"].get("bootstrap"),  # None: no intervals
     log:
         f"{R}/logs/analysis/pgr_table.log",
     conda:
@@ -65,6 +66,28 @@ rule figure_pgr:
         "../envs/analysis.yaml"
     script:
         "../scripts/analysis/figure_pgr.py"
+
+
+# Which Table 2 differences are significant: paired bootstrap over benchmark items, Holm-adjusted
+# (agorabench/analysis/uncertainty.py; the details.jsonl beside each score file holds the item verdicts).
+rule pgr_significance:
+    input:
+        scores=f"{A}/scores.csv",
+    output:
+        csv=report(f"{A}/pgr_significance.csv", caption="../report/pgr_significance.rst", category="Tables", labels=_labels("Table 2 significance")),
+        md=f"{A}/pgr_significance.md",
+    params:
+        students=[vars(s) | {"model": s.path} for s in wf.students(config)],
+        benchmarks={b: spec["domain"] for b, spec in config["benchmarks"].items()},
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        main=wf.main_experiment(config),
+        bootstrap=config["analysis"].get("bootstrap"),
+    log:
+        f"{R}/logs/analysis/pgr_significance.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/significance.py"
 
 
 rule pgr_vs_paper:
@@ -101,6 +124,25 @@ rule table5_meta_prompt:
         "../envs/analysis.yaml"
     script:
         "../scripts/analysis/table5.py"
+
+
+rule table5_significance:
+    input:
+        _ablation_score_files,
+    output:
+        csv=report(f"{A}/table5_significance.csv", caption="../report/table5_significance.rst", category="Tables", labels=_labels("Table 5 significance")),
+    params:
+        students=lambda wc: ap.student_records(ap.ablation_students(config)),
+        ablation=lambda wc: ap.ablation(config),
+        benchmarks=ap.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        bootstrap=config["analysis"].get("bootstrap"),
+    log:
+        f"{R}/logs/analysis/table5_significance.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/analysis/significance_table5.py"
 
 
 rule figure4_problem_solving:
@@ -364,12 +406,14 @@ rule analysis_all:
         rules.pgr_table.output,
         rules.figure_pgr.output,
         rules.pgr_vs_paper.output,
+        rules.pgr_significance.output,
         rules.figure7_cost.output,
         rules.figure4_problem_solving.output if ENABLED["figure4"] else [],
         rules.table3_cost_and_abilities.output,
         rules.table7_problem_solving.output if ENABLED["table7"] else [],
         rules.table4_pca_contributions.output if ENABLED["intrinsic"] else [],
         rules.table5_meta_prompt.output if ENABLED["table5"] else [],
+        rules.table5_significance.output if ENABLED["table5"] else [],
         rules.table8_intrinsic.output if ENABLED["intrinsic"] else [],
         rules.figure5_pca.output if ENABLED["intrinsic"] else [],
         rules.figure6_pgr_on_pcs.output if ENABLED["intrinsic"] else [],

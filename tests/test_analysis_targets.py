@@ -190,7 +190,34 @@ def test_problem_solving_and_figure4_availability():
     config = copy.deepcopy(DEMO)
     assert plan.enabled_targets(config)["figure4"]
     config["analysis"]["problem_solving"] = {"source": "paper"}  # the paper never ran the demo generators
-    assert plan.problem_solving_missing(config) == ["smollm2-t0.7", "smollm2-96tok"]
+    assert sorted(plan.problem_solving_missing(config)) == ["smollm2-96tok", "smollm2-t0.7"]
     assert not plan.enabled_targets(config)["figure4"]
     with pytest.raises(ConfigError, match=r"analysis\.problem_solving"):
         plan.check_problem_solving(config)
+
+
+def test_prometheus_as_second_intrinsic_judge_with_its_own_sampling():
+    """The paper config's commented Prometheus-2-8x7B judge, enabled (the revision is a placeholder here)."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["models"]["prometheus-2-8x7b"] = {
+        "hub": "prometheus-eval/prometheus-8x7b-v2.0",
+        "revision": "0" * 40,
+    }
+    sampling = {"temperature": 1.0, "top_p": 0.9, "max_tokens": 1024, "repetition_penalty": 1.03}
+    config["judges"]["prometheus-2-8x7b"] = {
+        "backend": "vllm",
+        "model": "prometheus-2-8x7b",
+        "sampling": sampling,
+    }
+    config["intrinsic"]["judge"]["judges"]["prometheus"] = "prometheus-2-8x7b"
+    wf.check_config(config)
+    plan.check_intrinsic(config)
+    judges = plan.intrinsic_judges(config)
+    assert judges["prometheus"] == {
+        "name": "prometheus-2-8x7b",
+        "backend": "vllm",
+        "model": "prometheus-2-8x7b",
+    } | {"sampling": sampling}
+    assert "sampling" not in judges["gpt4o"]  # the shared intrinsic.judge.sampling applies
+    assert "prometheus-2-8x7b (prometheus-2-8x7b)" in plan.describe_intrinsic(config)
+    assert set(plan.rubric_paths(config)) == {"evaluators", "prompts"}  # the official rubrics for both judges

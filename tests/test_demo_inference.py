@@ -79,3 +79,20 @@ def test_one_engine_for_all_benchmarks_and_a_killed_job_keeps_what_it_finished(
     assert summary["predictions"] == 5 and set(summary["benchmarks"]) == {"gsm8k", "math"}
     again = predict(tasks=[first, second], **args)
     assert again["engine_starts"] == 0 and again["reused_from_store"] == 5  # all stored: no model load
+
+
+def test_plan_counts_inference_jobs_per_model_and_the_engine_starts_saved() -> None:
+    import yaml
+
+    from agorabench.plan import LOAD_MINUTES, estimate
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
+    inf = estimate(config).inference
+    assert (
+        inf["jobs"]
+        == len(wf.inference_jobs(config))
+        < inf["jobs_per_benchmark"]
+        == len(wf.evaluations(config))
+    )
+    saved = (inf["jobs_per_benchmark"] - inf["jobs"]) * LOAD_MINUTES["predict"] / 60  # tokens are the same
+    assert inf["gpu_hours_per_benchmark"] - inf["gpu_hours"] == pytest.approx(saved)

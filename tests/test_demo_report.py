@@ -77,3 +77,32 @@ def test_replace_section_needs_both_markers_once() -> None:
     assert replace_section(text, f"{BEGIN}\nnew\n{END}") == f"intro\n{BEGIN}\nnew\n{END}\noutro\n"
     with pytest.raises(DataError, match="DEMO-RESULTS"):
         replace_section("no markers", "x")
+
+
+def test_render_reads_a_finished_run(results: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from agorabench.demo_report import render
+
+    for g, d, m, v in wf.generated_sets(CONFIG):
+        stats = results / "generation" / g / d / m / v / "pool.stats.json"
+        stats.parent.mkdir(parents=True)
+        stats.write_text(json.dumps({"valid": 8 if g == "same-as-ref" else 5}))
+    for s in wf.students(CONFIG):
+        (results / "training" / s.path).mkdir(parents=True)
+        (results / "training" / s.path / "train_info.json").write_text(json.dumps({"train_rows": 8}))
+    (results / "analysis").mkdir()
+    pd.DataFrame({"level": ["benchmark", "benchmark"], "pgr": [100.0, None]}).to_csv(
+        results / "analysis/pgr_long.csv", index=False
+    )
+    (results / "analysis/pgr.md").write_text("| Generator | Math |\n|---|---:|\n| same-as-ref | 100.0 |\n")
+    (results / "analysis/scores.md").write_text("| Model | GSM8K |\n|---|---:|\n| base | 30.0 |\n| x | 1 |\n")
+    measure = {"command": "make demo", "date": "today", "cpus": 2, "wall_s": 600.0, "peak_tree_rss_gib": 2.5}
+    text = render(results, CONFIG, measure | {"jobs": 9, "returncode": 0}, "docs/img/x.png")
+    assert text.startswith(BEGIN) and text.endswith(END)
+    assert "**10.0 min wall, 2.50 GiB peak memory**" in text and "9 jobs" in text
+    assert "1 of 2 (fewest: 5)" in text and "PGRs defined: 1 of 2" in text
+    assert "| same-as-ref | 100.0 | [100.0, 100.0] | 1 of 1 |" in text
+    assert "| base | 30.0 |" in text and "| x | 1 |" not in text  # only S_0 and S_ref's scores

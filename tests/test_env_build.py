@@ -184,10 +184,17 @@ PROBES = {
         assert 0 < mean_cosine_distance(model.encode(["a cat sat", "stock prices fell"])) < 2
     """,
     "vllm": """
-        from vllm import LLM, SamplingParams
-        llm = LLM(model=MODEL, dtype="bfloat16", enforce_eager=True, max_model_len=256)
-        [out] = llm.generate(["The capital of France is"], SamplingParams(max_tokens=4, temperature=0))
-        assert out.outputs[0].token_ids, out
+        import os
+        from agorabench.llm.base import Request, Sampling
+        from agorabench.llm.factory import make_backend
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM's CPU default is sized for a server
+        spec = {"backend": "vllm", "model_dir": MODEL, "dtype": "float32", "max_model_len": 256,
+                "enforce_eager": True, "batch_size": 1}  # the engine runs in a worker: `-m agorabench...`
+        with make_backend(spec, key="generators.probe") as b:
+            msg = ({"role": "user", "content": "Say hi."},)
+            req = Request("a", msg, Sampling(max_tokens=4, temperature=0.0))
+            [c] = list(b.complete([req]))
+            assert c.output_tokens > 0, c
     """,
 }
 

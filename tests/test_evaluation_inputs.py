@@ -108,8 +108,10 @@ def paper() -> dict:
 def test_paper_config_evaluates_full_math_humaneval_plus_and_official_judges(paper: dict) -> None:
     math = wf.benchmark_spec(paper, "math")["source"]
     assert math["repo"] == "EleutherAI/hendrycks_math" and len(math["data_files"]["test"]) == 7
-    humaneval = wf.benchmark_spec(paper, "humaneval")["source"]
-    assert humaneval == {"format": "evalplus_jsonl", "path": wf.asset_paths(paper)["humanevalplus"]}
+    for bench, asset in (("humaneval", "humanevalplus"), ("mbpp", "mbppplus")):
+        source = wf.benchmark_spec(paper, bench)["source"]
+        assert source == {"format": "evalplus_jsonl", "path": wf.asset_paths(paper)[asset]}
+        assert wf.asset_inputs(paper, paper["benchmarks"][bench]["source"]) == [wf.asset_paths(paper)[asset]]
     alpaca = wf.scorer_settings(paper, "alpaca_eval")
     assert alpaca["verdict"] == "logprobs" and alpaca["judge_template"].endswith(
         "alpaca_eval_clf/alpaca_eval_clf.txt"

@@ -301,6 +301,13 @@ def test_official_templates_grade_difficulty_as_the_answer_to_the_meta_task(tmp_
     _, quality = templates["response_quality"].render(rec)
     assert "Plan a trip {response}.\n###Response:\nGo east." in quality["content"]
     assert "Score 5: general quality 5\n###Feedback: " in quality["content"]
+    # the same text as the official code's str.format (intrinsic_evaluators.py, prometheus_eval.judge)
+    p = intrinsic.prometheus_prompts(PROMPTS_PY, "prompts.py")
+    rubric = p["SCORE_RUBRIC_TEMPLATE"].format(**LITERAL_RUBRICS["general"]["quality"])
+    official = p["ABSOLUTE_PROMPT_WO_REF"].format(
+        instruction=rec["instruction"], response=rec["response"], rubric=rubric
+    )
+    assert quality["content"] == official
     math_t = intrinsic.load_official_templates(spec, paths, "math")["response_quality"]
     assert math_t.sha256 != templates["response_quality"].sha256 and "'math'" in math_t.source
     req = intrinsic.judge_requests(

@@ -1,8 +1,9 @@
 """Parity: the project's EvalPlus scoring (loader `evalplus_jsonl` + code scorer + sandbox) gives EvalPlus
 0.3.1's own verdicts (`trusted_exec` for the expected outputs, `untrusted_check` per solution) on tasks
-in the HumanEval+ release format: canonical solutions pass, and the wrong ones fail the same tests.
+in the HumanEval+ and MBPP+ release formats: canonical solutions pass, and the wrong ones fail the same
+tests.
 
-The tasks are project-written (the HumanEval+ release file is not reachable from the test machines);
+The tasks are project-written (the release files are not reachable from the test machines);
 they exercise exact comparison, the float tolerance EvalPlus forces (atol 1e-6), a task's own `atol`,
 type checks, inputs a solution mutates, and the `find_zero` (HumanEval/32) special oracle.
 """
@@ -165,8 +166,103 @@ def test_plus_pass_at_1_is_reported(ours: dict[str, dict]) -> None:
     assert score.value >= score.secondary["plus_pass@1"]
 
 
-def test_mbpp_plus_records_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "MbppPlus.jsonl"
-    path.write_text(json.dumps(TASKS[0] | {"task_id": "Mbpp/2"}) + "\n", encoding="utf-8")
-    with pytest.raises(Exception, match=r"MbppPlus\.jsonl.*Mbpp/2.*only HumanEval\+"):
-        load_benchmark("mbpp_plus", "code", {"format": "evalplus_jsonl", "path": str(path)})
+def test_other_task_ids_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "Other.jsonl"
+    path.write_text(json.dumps(TASKS[0] | {"task_id": "Other/2"}) + "\n", encoding="utf-8")
+    with pytest.raises(Exception, match=r"Other\.jsonl.*'Other/2' is neither HumanEval/<n> nor Mbpp/<n>"):
+        load_benchmark("x", "code", {"format": "evalplus_jsonl", "path": str(path)})
+
+
+# MBPP+-format tasks (project-written, with real MBPP+ task numbers so EvalPlus's per-task input decoding
+# and special oracles apply): tuples decoded from JSON lists, complex numbers, set comparison,
+# "not None" outputs and Mbpp/295's zero oracle.
+MBPP_TASKS = [
+    {
+        "task_id": "Mbpp/2", "entry_point": "similar_elements",
+        "prompt": '"""\nShared elements of two tuples.\n"""\n',
+        "canonical_solution": "\ndef similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
+        "base_input": [[[3, 4, 5, 6], [5, 7, 4, 10]]], "plus_input": [[[], []], [[1, 2, 2], [2, 9]]],
+        "atol": 0,
+    },
+    {
+        "task_id": "Mbpp/124", "entry_point": "angle_complex",
+        "prompt": '"""\nThe angle of a + b.\n"""\n',
+        "canonical_solution": "\nimport cmath\ndef angle_complex(a, b):\n    return cmath.phase(a + b)\n",
+        "base_input": [[0.0, "1j"]], "plus_input": [[2.0, "1+2j"], [-1.0, "-3j"]], "atol": 0,
+    },
+    {
+        "task_id": "Mbpp/295", "entry_point": "sum_div",
+        "prompt": '"""\nSum of the proper divisors of n.\n"""\n',
+        "canonical_solution": "\ndef sum_div(n):\n    return sum(d for d in range(1, n) if n % d == 0)\n",
+        "base_input": [[8], [12]], "plus_input": [[1], [7]], "atol": 0,
+    },
+    {
+        "task_id": "Mbpp/737", "entry_point": "check_str",
+        "prompt": '"""\nDoes the string start with a vowel?\n"""\n',
+        "canonical_solution": "\nimport re\ndef check_str(s):\n    return re.search('^[aeiouAEIOU]', s)\n",
+        "base_input": [["annie"], ["dawood"]], "plus_input": [[""], ["Else"]], "atol": 0,
+    },
+]  # fmt: skip
+MBPP_SOLUTIONS = {
+    "Mbpp/2": [
+        "def similar_elements(a, b):\n    return tuple(sorted(set(a) & set(b)))\n",  # same set: passes
+        "def similar_elements(a, b):\n    return tuple(set(a) | set(b))\n",
+        "def similar_elements(a, b):\n    hash(a)\n    return tuple(set(a) & set(b))\n",  # needs tuples
+    ],
+    "Mbpp/124": [
+        "import math\ndef angle_complex(a, b):\n    c = a + b\n    return math.atan2(c.imag, c.real)\n",
+        "def angle_complex(a, b):\n    return abs(a + b)\n",
+    ],
+    "Mbpp/295": [
+        "def sum_div(n):\n    return 0 if n == 1 else sum(d for d in range(1, n) if n % d == 0)\n",
+        "def sum_div(n):\n    return 0\n",  # the special oracle accepts 0
+        "def sum_div(n):\n    return n\n",
+    ],
+    "Mbpp/737": [
+        "def check_str(s):\n    return bool(s) and s[0] in 'aeiouAEIOU'\n",  # a bool: compared as such
+        "def check_str(s):\n    return s[:1] or None\n",  # anything not None counts as True
+        "def check_str(s):\n    return None\n",
+    ],
+}
+
+
+def _official_mbpp(task: dict, solution: str) -> tuple[bool, bool]:
+    from evalplus.data.mbpp import mbpp_deserialize_inputs
+    from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS
+
+    reference = task["prompt"] + task["canonical_solution"]
+    verdicts = []
+    for inputs in (task["base_input"], task["plus_input"]):
+        inputs = mbpp_deserialize_inputs(task["task_id"], inputs)
+        not_none = task["entry_point"] in MBPP_OUTPUT_NOT_NONE_TASKS
+        expected, ref_time = trusted_exec(
+            reference, inputs, task["entry_point"], record_time=True, output_not_none=not_none
+        )
+        status, _ = evalplus_eval.untrusted_check(
+            "mbpp", solution, inputs, task["entry_point"], expected, task["atol"], ref_time
+        )
+        verdicts.append(status == evalplus_eval.PASS)
+    return verdicts[0], verdicts[0] and verdicts[1]
+
+
+@pytest.fixture(scope="module")
+def ours_mbpp(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    path = tmp_path_factory.mktemp("mbppplus") / "MbppPlus.jsonl"
+    path.write_text("".join(json.dumps(t) + "\n" for t in MBPP_TASKS), encoding="utf-8")
+    items = load_benchmark("mbpp_plus", "code", {"format": "evalplus_jsonl", "path": str(path)})
+    by_id = {t["task_id"]: t for t in MBPP_TASKS}
+    predictions = []
+    for item in items:
+        task = by_id[item["id"]]
+        sols = [task["prompt"] + task["canonical_solution"], *MBPP_SOLUTIONS[item["id"]]]
+        predictions.append({"id": item["id"], "outputs": [f"```python\n{s}```" for s in sols]})
+    score = get_scorer("code").score(items, predictions, timeout_s=20.0, workers=2)
+    return {row["id"]: row for row in score.per_item}
+
+
+@pytest.mark.parametrize("task", MBPP_TASKS, ids=[t["task_id"] for t in MBPP_TASKS])
+def test_mbpp_plus_verdicts_equal_evalplus(task: dict, ours_mbpp: dict[str, dict]) -> None:
+    solutions = [task["prompt"] + task["canonical_solution"], *MBPP_SOLUTIONS[task["task_id"]]]
+    official = [_official_mbpp(task, s) for s in solutions]
+    assert _mine(ours_mbpp[task["task_id"]]) == official
+    assert official[0] == (True, True)

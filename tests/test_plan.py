@@ -132,6 +132,27 @@ def test_the_paper_study_budget_is_complete_and_plausible():
     assert est.judges["gpt-4o"]["usd"] > 0
 
 
+def test_batch_mode_is_priced_side_by_side():
+    cfg = copy.deepcopy(PAPER)
+    cfg["generators"]["gpt-4o"]["price"]["batch_discount"] = 0.4  # a price's own discount wins
+    est = plan.estimate(cfg)
+    gens, judges = est.generators, est.judges
+    assert gens["gpt-4o"]["usd_batch"] == pytest.approx(gens["gpt-4o"]["usd"] * 0.6)
+    for g in ("gpt-4o-mini", "claude-3.5-sonnet"):  # OpenAI / Anthropic batch APIs: half price
+        assert gens[g]["usd_batch"] == pytest.approx(gens[g]["usd"] / 2)
+    # a model behind its own OpenAI-compatible server has no known batch API; local ones cost no API
+    assert (
+        "usd_batch" not in gens["llama-3.1-405b-instruct"]
+        and "usd_batch" not in gens["llama-3.1-8b-instruct"]
+    )
+    assert judges["gpt-4-turbo"]["usd_batch"] == pytest.approx(judges["gpt-4-turbo"]["usd"] / 2)
+    # a judge without a price of its own is priced like the generator of the same model, discount included
+    assert judges["gpt-4o"]["usd_batch"] == pytest.approx(judges["gpt-4o"]["usd"] * 0.6)
+    text = plan.render_text(est, "config/config.yaml")
+    total = sum(r.get("usd_batch", r["usd"]) for r in gens.values())
+    assert "USD batch mode" in text and f"**{total:,.0f}**" in text
+
+
 def test_cli_prints_the_plan_and_writes_json(tmp_path, capsys):
     out = tmp_path / "plan.json"
     assert plan.main(["--config", "config/config.yaml", "--json", str(out)]) == 0

@@ -202,6 +202,10 @@ def test_sft_ran_two_processes(rehearsal):
     for path in infos:
         info = json.loads(path.read_text())
         assert info["hardware"]["processes"] == 2, (path, info["hardware"])
+        shards = info["fsdp_sharding"]  # every parameter a DTensor, each rank holding half of it
+        assert shards["dtensor_parameters"] == shards["parameters"] > 0 and shards["local_fraction"] == 0.5, (
+            path
+        )
 
 
 def test_every_table_and_figure_was_built_and_nothing_is_left(rehearsal):

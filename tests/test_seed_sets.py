@@ -233,6 +233,15 @@ def test_paper_config_hub_revisions_are_pinned_or_listed_as_open():
     assert unpinned == {("math", "quality_enhancement"), ("instruction_following", "quality_enhancement")}
 
 
+def test_data_card_names_the_upstream_of_a_built_set():
+    from agorabench.provenance.datacard import seed_licenses
+
+    licenses = seed_licenses(CONFIG["seeds"]["math"]["instance_generation"])
+    upstream = {x["upstream"].split("@")[0]: x["license"] for x in licenses}
+    assert upstream == {"JeremiahZ/hendrycks_math_merged": "unknown", "openai/gsm8k": "MIT"}
+    assert all("@" in x["upstream"] for x in licenses)  # repo@revision
+
+
 # --- instance-generation training data = seeds + generated set ----------------------------------------------
 
 

@@ -14,13 +14,14 @@ import yaml
 import yte
 
 from agorabench import workflow as wf
+from agorabench.analysis import plan as ap
 from agorabench.plan import SLURM_TOOLS, local_rules, path_without_slurm, summarize_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles/slurm/config.yaml"
 CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 # Rules without GPUs of their own that run inside a GPU group's SLURM job.
-IN_GPU_GROUPS = {"take_size", "score"}
+IN_GPU_GROUPS = {"take_size", "training_data", "score"}
 NETWORK_RULES = {
     "generate_api",
     "score_judged",
@@ -28,6 +29,7 @@ NETWORK_RULES = {
     "materialize_model",
     "materialize_reward_model",
     "prepare_seeds",
+    "build_seed_set",
     "prepare_benchmark",
 }
 SITE_VARS = ("AGORABENCH_GPU_PARTITION", "AGORABENCH_CPU_PARTITION", "AGORABENCH_NET_PARTITION")
@@ -59,7 +61,8 @@ def test_dry_run_needs_no_scheduler_and_lists_the_whole_study(paper):
     predict_rules = {f"predict_{s}" for s in wf.prediction_sets(CONFIG)}  # one inference job per model
     assert sum(n for rule, n in count.items() if rule in predict_rules) == len(wf.inference_jobs(CONFIG))
     assert count["generate_api"] + count["generate_local"] == len(wf.generated_sets(CONFIG))
-    assert count["score"] + count["score_judged"] == len(wf.evaluations(CONFIG))
+    table7 = [p for p in ap.problem_solving_score_paths(CONFIG) if "/evaluation/generators/" in p]
+    assert count["score"] + count["score_judged"] == len(wf.evaluations(CONFIG)) + len(table7)
 
 
 def test_every_gpu_job_goes_to_the_gpu_partition_on_one_node(paper):

@@ -230,7 +230,7 @@ def test_packed_loss_equals_unpacked_loss(smollm2_dir, tmp_path, attn):
         ones = torch.ones_like(ids)
         crossed, _ = _token_loss_sum(model, ids, labels, position_ids=pos, attention_mask=ones)
     assert count == alone_n > 0
-    # fp32 forward passes of the same tokens: only summation order differs (measured < 1e-6 relative).
+    # fp32 forward passes of the same tokens: only the order of sums differs, so 1e-4 is a loose bound.
     assert total / count == pytest.approx(alone_sum / alone_n, rel=1e-4)
     assert abs(crossed / count - alone_sum / alone_n) > 1e-2, "the control should see cross-example attention"
 
@@ -511,6 +511,35 @@ def test_launch_command_fsdp_parses_with_accelerate():
     assert args.training_script_args == ["--train", "x"]
     ddp = launch_command_parser().parse_args(launch_command(2, [], fsdp=False)[3:])
     assert ddp.multi_gpu and not ddp.use_fsdp
+    fp32 = launch_command_parser().parse_args(launch_command(2, [], mixed_precision="no")[3:])
+    assert fp32.mixed_precision == "no"
+    with pytest.raises(ValueError, match="mixed_precision"):
+        launch_command(2, [], mixed_precision="fp16")
+
+
+def test_fsdp_on_cpu_engages_only_for_launched_cpu_ranks(monkeypatch):
+    from agorabench.training.distributed import wants_fsdp_on_cpu
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert wants_fsdp_on_cpu(cuda=False) and not wants_fsdp_on_cpu(cuda=True)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not wants_fsdp_on_cpu(cuda=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")  # `accelerate launch --multi_gpu`: DDP stays DDP
+    assert not wants_fsdp_on_cpu(cuda=False)
+
+
+def test_child_env_puts_this_package_first_on_pythonpath(tmp_path):
+    from agorabench.childenv import PACKAGE_ROOT, child_env
+
+    env = child_env({"PYTHONPATH": f"/elsewhere{os.pathsep}{PACKAGE_ROOT}", "HOME": "/h"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [PACKAGE_ROOT, "/elsewhere"] and env["HOME"] == "/h"
+    code = "import agorabench; print(agorabench.__file__)"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-c", code]
+    done = subprocess.run(cmd, env=child_env(clean), cwd=tmp_path, capture_output=True, text=True)
+    assert done.stdout.strip() == str(ROOT / "agorabench" / "__init__.py"), done.stderr
 
 
 # --- chat template ---------------------------------------------------------------------------------------
@@ -533,47 +562,3 @@ def test_llama3_agora_template_matches_official_format(smollm2_dir):
         "<|start_header_id|>assistant<|end_header_id|>\n\nA.<|eot_id|>"
     )
     assert text == tok.bos_token + official
-
-
-# --- GPU benchmark script (CPU smoke test) ------------------------------------------------------------------
-
-
-def _bench_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sft_gpu", ROOT / "benchmarks" / "sft_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_shapes_are_the_public_llama_sizes():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    bench = _bench_module()
-    expected = {"1b": 1_235_814_400, "8b": 8_030_261_248}  # Llama-3.2-1B, Llama-3.1-8B parameter counts
-    for shape, n in expected.items():
-        with torch.device("meta"):
-            model = LlamaForCausalLM(LlamaConfig(**bench.SHAPES[shape]))
-        assert sum(p.numel() for p in model.parameters()) == n
-    assert bench.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
-    assert bench.peak_tflops("NVIDIA H100 PCIe") == 756.0
-    assert bench.peak_tflops("NVIDIA H200") == 989.0
-    # 6 N T + 12 L d s^2: one 4096-token document through the 8B shape (N = 7.5e9 without the embedding)
-    n_matmul = 8_030_261_248 - 128256 * 4096
-    flops = bench.step_flops([4096], n_matmul, 32, 4096)
-    assert flops == 6 * n_matmul * 4096 + 12 * 32 * 4096 * 4096**2
-
-
-def test_benchmark_runs_on_cpu(tmp_path):
-    results = tmp_path / "bench.jsonl"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "sft_gpu.py"), "--device", "cpu", "--shapes", "tiny"]
-    cmd += ["--seq-len", "64", "--batch-size", "2", "--mean-doc-len", "20", "--steps", "1", "--warmup", "0"]
-    cmd += ["--liger", "off", "--attn", "sdpa", "--results", str(results)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {r["batching"]: r for r in map(json.loads, results.read_text().splitlines())}
-    assert rows["packing"]["status"] == rows["padding"]["status"] == "ok"
-    assert rows["packing"]["padding_fraction"] == 0.0 and rows["packing"]["tokens_per_s"] > 0
-    assert "MFU" in proc.stdout

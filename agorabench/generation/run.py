@@ -32,6 +32,7 @@ from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
 from agorabench.generation.prompts import Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
+from agorabench.llm.batch import batch_price
 from agorabench.llm.store import CallStore
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,10 @@ def generate_set(
     _check_seeds(seeds, seeds_name, method)
     _check_counts(n, max_attempts, chunk_size, len(seeds), method, wrap, seeds_name)
     template = load_template(template_path, method)
+    if getattr(backend, "mode", "online") == "batch":  # its ledger lives next to the call store; batch price
+        backend.use_ledger(store_path)  # type: ignore[attr-defined]
+        price = batch_price(price, backend.batch_discount)  # type: ignore[attr-defined]
+        chunk_size = max(chunk_size, max_attempts)  # a round is one wait for its batches, not one per chunk
     ctx = _Context(
         generator=generator, domain=domain, method=method, variant=variant, template=template, seeds=seeds,
         themes=themes, first_words=first_words, seed=seed, sampling=sampling, system_prompt=system_prompt,

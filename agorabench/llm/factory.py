@@ -3,7 +3,7 @@
     backend: transformers   model_dir, dtype, batch_size, device, num_threads, model, chat_template
     backend: openai         model, base_url | base_url_env, api_key_env, concurrency, requests_per_minute,
                             tokens_per_minute, timeout_s, max_retries, backoff_base_s, backoff_max_s,
-                            extra_body, max_tokens_param
+                            extra_body, max_tokens_param, mode (online | batch), batch (docs/batch.md)
     backend: anthropic      model, base_url | base_url_env, api_key_env, concurrency, requests_per_minute,
                             tokens_per_minute, timeout_s, max_retries, backoff_base_s, backoff_max_s,
                             extra_body
@@ -77,7 +77,7 @@ def make_backend(
     kind = spec.get("backend")
     if kind not in BACKENDS:
         raise ConfigError(f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {kind!r}")
-    args = {k: v for k, v in spec.items() if k != "backend" and k not in ignore_keys}
+    args = {k: v for k, v in spec.items() if k not in ("backend", "mode", "batch") and k not in ignore_keys}
     allowed = allowed_keys(kind)
     unknown = sorted(set(args) - allowed)
     if unknown:
@@ -87,4 +87,11 @@ def make_backend(
     for name in _REQUIRED[kind]:
         if args.get(name) in (None, ""):
             raise ConfigError(f"{key}.{name}", f"is required for backend {kind}")
-    return _backend_class(kind)(**args, key=key)
+    mode = spec.get("mode", "online")
+    if mode == "online" and "batch" not in spec:
+        return _backend_class(kind)(**args, key=key)
+    from agorabench.llm.batch_factory import make_batch_backend  # batch mode (docs/batch.md)
+
+    return make_batch_backend(
+        lambda: _backend_class(kind)(**args, key=key), kind, mode, spec.get("batch"), key
+    )

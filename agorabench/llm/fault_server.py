@@ -15,6 +15,8 @@ The server keeps a ledger keyed by `request_key(messages)`: attempts received an
 complete 200 answer was written: the call was paid. A "slow" answer is also a real completion that the
 client gave up on, so a provider would bill it too; it is counted apart as "slow".
 
+The batch endpoints of both providers (files, batches, results) are in batch_server.py.
+
     python -m agorabench.llm.fault_server --port 8009 --latency-s 0.05 --rate-429 0.1
 """
 
@@ -169,6 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers)
 
     def do_GET(self) -> None:
+        from agorabench.llm import batch_server  # the batch endpoints (OpenAI and Anthropic)
+
+        if batch_server.handle(self, "GET", b""):
+            return
         if self.path.rstrip("/") == "/_stats":
             self._json(200, self.server.ledger.snapshot())
         elif self.path.rstrip("/") == "/v1/models":
@@ -178,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        from agorabench.llm import batch_server
+
+        if batch_server.handle(self, "POST", raw):
+            return
         anthropic = self.path.rstrip("/").endswith("/messages")
         if not (anthropic or self.path.rstrip("/").endswith("/chat/completions")):
             return self._json(404, {"error": {"message": f"no route {self.path}"}})

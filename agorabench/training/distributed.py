@@ -43,6 +43,8 @@ def fsdp_on_cpu(enabled: bool) -> Iterator[None]:
                 plugin.set_mixed_precision(self._mixed_precision)  # what accelerate does for GPUs
             self.distributed_type = DistributedType.FSDP
             self.fsdp_plugin = plugin
+            # As accelerate does at the end of its own init: later AcceleratorState() calls copy this back.
+            acc_state.PartialState._shared_state["distributed_type"] = DistributedType.FSDP
             log.info("FSDP%d on %d CPU processes (gloo)", plugin.fsdp_version, self.num_processes)
 
     acc_state.AcceleratorState.__init__ = init
@@ -65,6 +67,6 @@ def sharding_summary(model) -> dict | None:
     return {
         "dtensor_parameters": len(sharded),
         "parameters": len(params),
-        "placements": sorted({str(pl) for p in sharded for pl in p.placements}),
+        "placements": sorted({repr(pl) for p in sharded for pl in p.placements}),  # e.g. Shard(dim=0)
         "local_fraction": round(local / total, 4),  # 1/N when fully sharded over N processes
     }

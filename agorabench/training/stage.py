@@ -92,7 +92,8 @@ def train_student(
         if plot_path:
             args += ["--plot", plot_path]
         precision = "bf16" if hparams.get("bf16", True) else "no"
-        cmd = launch_command(gpus, args, mixed_precision=precision)
+        checkpointing = bool(hparams.get("gradient_checkpointing", True))  # FSDP's own under accelerate
+        cmd = launch_command(gpus, args, mixed_precision=precision, activation_checkpointing=checkpointing)
         log.info("launching %d-process training: %s", gpus, " ".join(cmd))
         subprocess.run(cmd, check=True, env=child_env())  # the ranks import agorabench like this process
         info = read_json(info_path)

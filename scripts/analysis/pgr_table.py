@@ -13,4 +13,5 @@ with job(smk) as j:
         csv_path=smk.output.csv,
         md_path=smk.output.md,
         tex_path=smk.output.tex,
+        bootstrap=smk.params.bootstrap,
     )

@@ -11,9 +11,9 @@ prepended (models often drop `from typing import List`).
 Program run = code + item `setup` + item `tests` (MBPP's setup code builds objects of classes the solution
 defines, so it cannot come first); it passes when it runs to the end without raising.
 
-EvalPlus items (HumanEval+) also have `plus_tests` (the base and the plus inputs): each runnable sample
-then runs a second program, and `secondary["plus_pass@1"]` (with counts `plus_passed`) is EvalPlus's
-"plus" score beside the base pass@1 `value`.
+EvalPlus items (HumanEval+, MBPP+) also have `plus_tests` (the base and the plus inputs): each sample
+that passes the base tests runs a second program, and `secondary["plus_pass@1"]` (with counts
+`plus_passed`) is EvalPlus's "plus" score beside the base pass@1 `value`.
 
 Samples: a prediction has `output` (one sample) or `outputs` (a list: n samples, which takes precedence);
 repeated prediction ids are an error. `value` is pass@1 (mean over items of passed/n); pass@k for each
@@ -111,14 +111,15 @@ def _with_tests(program: str, fields: dict[str, Any], tests: str) -> str:
     return build_program(fields["setup"], code, tests)
 
 
-def _with_plus(score: Score, plus: list[list[bool]]) -> Score:
+def _with_plus(score: Score, plus: list[list[tuple[bool, str | None]]]) -> Score:
     """Add EvalPlus's plus pass@1 (mean over items of the share of samples passing the plus tests)."""
-    rates = [sum(p) / len(p) if p else 0.0 for p in plus]
+    rates = [sum(ok for ok, _ in p) / len(p) if p else 0.0 for p in plus]
     score.secondary["plus_pass@1"] = percent(rates)
-    score.counts["plus_passed"] = sum(sum(p) for p in plus)
+    score.counts["plus_passed"] = sum(ok for p in plus for ok, _ in p)
     for row, p in zip(score.per_item, plus, strict=True):
-        row["plus_passed"] = bool(p) and p[0]
-        row["plus_statuses"] = ["passed" if x else "failed" for x in p]
+        row["plus_passed"] = bool(p) and p[0][0]
+        row["plus_statuses"] = ["passed" if ok else "failed" for ok, _ in p]
+        row["plus_errors"] = [error for _, error in p]
     return score
 
 
@@ -195,8 +196,8 @@ class CodeScorer(Scorer):
         jobs: list[list[tuple[str | None, str]]],
         outcomes: list[list[dict[str, Any]]],
         sandbox: Sandbox,
-    ) -> list[list[bool]] | None:
-        """Per item, per sample: passed the plus tests? (None when no item has plus tests.)"""
+    ) -> list[list[tuple[bool, str | None]]] | None:
+        """Per item, per sample: (passed the plus tests?, error); None when no item has plus tests."""
         if not any(item.get("plus_tests") for item, _ in pairs):
             return None
         runs, labels = [], []
@@ -208,9 +209,10 @@ class CodeScorer(Scorer):
                     runs.append((item["id"], j, _with_tests(program, _item_fields(item), plus_tests)))
                     labels.append(f"{item['id']}-{j}-plus")
         results = iter(sandbox.run_many([p for _, _, p in runs], labels)) if runs else iter(())
-        passed = {(i, j): r.status == "passed" for (i, j, _), r in zip(runs, results, strict=False)}
+        ran = {(i, j): (r.status == "passed", r.error) for (i, j, _), r in zip(runs, results, strict=True)}
+        not_run = (False, "failed the base tests")
         return [
-            [passed.get((item["id"], j), False) for j in range(len(s))]
+            [ran.get((item["id"], j), not_run) for j in range(len(s))]
             for (item, _), s in zip(pairs, jobs, strict=True)
         ]
 
