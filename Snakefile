@@ -1,6 +1,6 @@
 # AgoraBench (Kim et al., 2024) as one DAG: data -> generation -> training -> evaluation -> analysis.
 #   snakemake --profile profiles/slurm all                      the paper (config/config.yaml)
-#   snakemake --profile profiles/default --configfile config/demo.yaml all     the offline demo
+#   snakemake --profile profiles/demo all                       the offline demo (make demo)
 import os
 import re
 
@@ -52,11 +52,11 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         rules.analysis_all.input,
         rules.provenance_all.input,
         rules.lineage_all.input,
-    default_target: True
 
 
 # Rules that need the internet can run on the submit host of a cluster (docs/cluster.md), e.g.

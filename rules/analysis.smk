@@ -20,7 +20,9 @@ rule scores_table:
     input:
         _score_files,
     output:
-        csv=report(f"{A}/scores.csv", caption="../report/scores.rst", category="Tables", labels=_labels("Scores")),
+        csv=report(
+            f"{A}/scores.csv", caption="../report/scores.rst", category="Tables", labels=_labels("Scores")
+        ),
         md=f"{A}/scores.md",
     log:
         f"{R}/logs/analysis/scores_table.log",
@@ -35,19 +37,21 @@ rule pgr_table:
         scores=f"{A}/scores.csv",
     output:
         long=f"{A}/pgr_long.csv",
-        csv=report(f"{A}/pgr.csv", caption="../report/table2.rst", category="Tables", labels=_labels("Table 2")),
+        csv=report(
+            f"{A}/pgr.csv", caption="../report/table2.rst", category="Tables", labels=_labels("Table 2")
+        ),
         md=f"{A}/pgr.md",
         tex=f"{A}/pgr.tex",
+    log:
+        f"{R}/logs/analysis/pgr_table.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=[vars(s) | {"model": s.path} for s in wf.students(config)],
         benchmarks={b: spec["domain"] for b, spec in config["benchmarks"].items()},
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
         bootstrap=config["analysis"].get("bootstrap"),  # None: no intervals
-    log:
-        f"{R}/logs/analysis/pgr_table.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/pgr_table.py"
 
@@ -56,14 +60,19 @@ rule figure_pgr:
     input:
         f"{A}/pgr_long.csv",
     output:
-        png=report(f"{FIG}/pgr_by_generator.png", caption="../report/figure_pgr.rst", category="Figures", labels=_labels("PGR by generator")),
+        png=report(
+            f"{FIG}/pgr_by_generator.png",
+            caption="../report/figure_pgr.rst",
+            category="Figures",
+            labels=_labels("PGR by generator"),
+        ),
         pdf=f"{FIG}/pgr_by_generator.pdf",
-    params:
-        main=wf.main_experiment(config),
     log:
         f"{R}/logs/analysis/figure_pgr.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        main=wf.main_experiment(config),
     script:
         "../scripts/analysis/figure_pgr.py"
 
@@ -74,18 +83,23 @@ rule pgr_significance:
     input:
         scores=f"{A}/scores.csv",
     output:
-        csv=report(f"{A}/pgr_significance.csv", caption="../report/pgr_significance.rst", category="Tables", labels=_labels("Table 2 significance")),
+        csv=report(
+            f"{A}/pgr_significance.csv",
+            caption="../report/pgr_significance.rst",
+            category="Tables",
+            labels=_labels("Table 2 significance"),
+        ),
         md=f"{A}/pgr_significance.md",
+    log:
+        f"{R}/logs/analysis/pgr_significance.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=[vars(s) | {"model": s.path} for s in wf.students(config)],
         benchmarks={b: spec["domain"] for b, spec in config["benchmarks"].items()},
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
         bootstrap=config["analysis"].get("bootstrap"),
-    log:
-        f"{R}/logs/analysis/pgr_significance.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/significance.py"
 
@@ -94,7 +108,12 @@ rule pgr_vs_paper:
     input:
         f"{A}/pgr.csv",
     output:
-        csv=report(f"{A}/pgr_vs_paper.csv", caption="../report/table2_vs_paper.rst", category="Tables", labels=_labels("Table 2 vs paper")),
+        csv=report(
+            f"{A}/pgr_vs_paper.csv",
+            caption="../report/table2_vs_paper.rst",
+            category="Tables",
+            labels=_labels("Table 2 vs paper"),
+        ),
         md=f"{A}/pgr_vs_paper.md",
     log:
         f"{R}/logs/analysis/pgr_vs_paper.log",
@@ -108,20 +127,25 @@ rule table5_meta_prompt:
     input:
         _ablation_score_files,
     output:
-        csv=report(f"{A}/table5_meta_prompt.csv", caption="../report/table5.rst", category="Tables", labels=_labels("Table 5")),
+        csv=report(
+            f"{A}/table5_meta_prompt.csv",
+            caption="../report/table5.rst",
+            category="Tables",
+            labels=_labels("Table 5"),
+        ),
         md=f"{A}/table5_meta_prompt.md",
         tex=f"{A}/table5_meta_prompt.tex",
         paper=f"{A}/table5_meta_prompt_vs_paper.csv",
+    log:
+        f"{R}/logs/analysis/table5_meta_prompt.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=lambda wc: ap.student_records(ap.ablation_students(config)),
         ablation=lambda wc: ap.ablation(config),
         origins=lambda wc: ap.template_origins(config),
         benchmarks=ap.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
-    log:
-        f"{R}/logs/analysis/table5_meta_prompt.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/table5.py"
 
@@ -130,17 +154,22 @@ rule table5_significance:
     input:
         _ablation_score_files,
     output:
-        csv=report(f"{A}/table5_significance.csv", caption="../report/table5_significance.rst", category="Tables", labels=_labels("Table 5 significance")),
+        csv=report(
+            f"{A}/table5_significance.csv",
+            caption="../report/table5_significance.rst",
+            category="Tables",
+            labels=_labels("Table 5 significance"),
+        ),
+    log:
+        f"{R}/logs/analysis/table5_significance.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=lambda wc: ap.student_records(ap.ablation_students(config)),
         ablation=lambda wc: ap.ablation(config),
         benchmarks=ap.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         bootstrap=config["analysis"].get("bootstrap"),
-    log:
-        f"{R}/logs/analysis/table5_significance.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/significance_table5.py"
 
@@ -152,11 +181,22 @@ rule figure4_problem_solving:
     output:
         png=report(
             f"{FIG}/figure4_problem_solving_vs_data_generation.png",
-            caption="../report/figure4.rst", category="Figures", labels=_labels("Figure 4"),
+            caption="../report/figure4.rst",
+            category="Figures",
+            labels=_labels("Figure 4"),
         ),
         pdf=f"{FIG}/figure4_problem_solving_vs_data_generation.pdf",
         points=f"{A}/figure4_points.csv",
-        fits=report(f"{A}/figure4_fits.csv", caption="../report/figure4_fits.rst", category="Figures", labels=_labels("Figure 4 fits")),
+        fits=report(
+            f"{A}/figure4_fits.csv",
+            caption="../report/figure4_fits.rst",
+            category="Figures",
+            labels=_labels("Figure 4 fits"),
+        ),
+    log:
+        f"{R}/logs/analysis/figure4_problem_solving.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=ap.student_records(ap.main_students(config)),
         benchmarks=ap.benchmark_domains(config),
@@ -164,10 +204,6 @@ rule figure4_problem_solving:
         main=wf.main_experiment(config),
         problem_solving=ap.problem_solving_spec(config),
         note=ap.describe_students(ap.main_students(config)),
-    log:
-        f"{R}/logs/analysis/figure4_problem_solving.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/figure4.py"
 
@@ -178,10 +214,16 @@ rule table3_cost_and_abilities:
         problem_solving=_problem_solving_files_if_any,
         ledgers=_main_ledgers,
     output:
-        csv=report(f"{A}/table3.csv", caption="../report/table3.rst", category="Tables", labels=_labels("Table 3")),
+        csv=report(
+            f"{A}/table3.csv", caption="../report/table3.rst", category="Tables", labels=_labels("Table 3")
+        ),
         md=f"{A}/table3.md",
         tex=f"{A}/table3.tex",
         paper=f"{A}/table3_vs_paper.csv",
+    log:
+        f"{R}/logs/analysis/table3.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=ap.student_records(ap.main_students(config)),
         benchmarks=ap.benchmark_domains(config),
@@ -191,10 +233,6 @@ rule table3_cost_and_abilities:
         prices={g: config["generators"][g].get("price") for g in ap.main_generators(config)},
         domains=list(wf.DOMAINS),
         note=ap.describe_students(ap.main_students(config)),
-    log:
-        f"{R}/logs/analysis/table3.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/table3.py"
 
@@ -203,18 +241,20 @@ rule table7_problem_solving:
     input:
         _problem_solving_files,
     output:
-        csv=report(f"{A}/table7.csv", caption="../report/table7.rst", category="Tables", labels=_labels("Table 7")),
+        csv=report(
+            f"{A}/table7.csv", caption="../report/table7.rst", category="Tables", labels=_labels("Table 7")
+        ),
         md=f"{A}/table7.md",
         tex=f"{A}/table7.tex",
         paper=f"{A}/table7_vs_paper.csv",
-    params:
-        problem_solving=ap.problem_solving_spec(config),
-        benchmarks=list(config["benchmarks"]),
-        generators=ap.main_generators(config),
     log:
         f"{R}/logs/analysis/table7.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        problem_solving=ap.problem_solving_spec(config),
+        benchmarks=list(config["benchmarks"]),
+        generators=ap.main_generators(config),
     script:
         "../scripts/analysis/table7.py"
 
@@ -224,18 +264,23 @@ rule figure7_cost:
         scores=_cost_score_files,
         ledgers=_cost_ledgers,
     output:
-        png=report(f"{FIG}/figure7_cost_vs_pgr.png", caption="../report/figure7.rst", category="Figures", labels=_labels("Figure 7")),
+        png=report(
+            f"{FIG}/figure7_cost_vs_pgr.png",
+            caption="../report/figure7.rst",
+            category="Figures",
+            labels=_labels("Figure 7"),
+        ),
         pdf=f"{FIG}/figure7_cost_vs_pgr.pdf",
         csv=f"{A}/figure7_cost_vs_pgr.csv",
+    log:
+        f"{R}/logs/analysis/figure7_cost.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=lambda wc: ap.student_records(ap.cost_students(config)),
         benchmarks=ap.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         note=lambda wc: ap.describe_students(ap.cost_students(config)),
-    log:
-        f"{R}/logs/analysis/figure7_cost.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/figure7.py"
 
@@ -249,17 +294,17 @@ rule intrinsic_judge:
         unpack(_intrinsic_judge_inputs),
     output:
         f"{INTR}.judge.json",
+    log:
+        f"{R}/logs/intrinsic_judge/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    conda:
+        "../envs/analysis.yaml"
+    threads: config.get("intrinsic", {}).get("threads", 8)
     params:
         judges=ap.intrinsic_judges(config),
         sampling=ap.judge_sampling(config),
         rubric_keys=list(ap.rubric_paths(config)),
         official=ap.official_rubrics(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),
-    threads: config.get("intrinsic", {}).get("threads", 8)
-    log:
-        f"{R}/logs/intrinsic_judge/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/intrinsic_judge.py"
 
@@ -269,12 +314,12 @@ if ap.official_rubrics(config):
     rule intrinsic_rubrics:
         output:
             **ap.official_rubric_paths(config),
-        params:
-            spec=ap.official_rubrics(config),
         log:
             f"{R}/logs/intrinsic_rubrics.log",
         conda:
             "../envs/analysis.yaml"
+        params:
+            spec=ap.official_rubrics(config),
         script:
             "../scripts/analysis/intrinsic_rubrics.py"
 
@@ -284,16 +329,16 @@ rule intrinsic_models:
         unpack(_intrinsic_model_inputs),
     output:
         f"{INTR}.models.json",
-    params:
-        **ap.intrinsic_model_params(config),
-        max_instances=config.get("intrinsic", {}).get("max_instances"),
-    resources:
-        gpu=config.get("intrinsic", {}).get("gpus", 0),
-    threads: config.get("intrinsic", {}).get("threads", 8)
     log:
         f"{R}/logs/intrinsic_models/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
     conda:
         "../envs/analysis.yaml"
+    threads: config.get("intrinsic", {}).get("threads", 8)
+    resources:
+        gpu=config.get("intrinsic", {}).get("gpus", 0),
+    params:
+        **ap.intrinsic_model_params(config),
+        max_instances=config.get("intrinsic", {}).get("max_instances"),
     script:
         "../scripts/analysis/intrinsic_models.py"
 
@@ -303,13 +348,13 @@ if ap.reward_needs_download(config):
     rule materialize_reward_model:
         output:
             directory(ap.reward_model_dir(config)),
-        params:
-            name=config["intrinsic"]["reward_model"]["name"],
-            spec={k: config["intrinsic"]["reward_model"][k] for k in ("hub", "revision")},
         log:
             f"{R}/logs/materialize_reward_model.log",
         conda:
             "../envs/training.yaml"
+        params:
+            name=config["intrinsic"]["reward_model"]["name"],
+            spec={k: config["intrinsic"]["reward_model"][k] for k in ("hub", "revision")},
         script:
             "../scripts/analysis/materialize_reward_model.py"
 
@@ -318,17 +363,22 @@ rule table8_intrinsic:
     input:
         _intrinsic_files,
     output:
-        csv=report(f"{A}/table8_intrinsic.csv", caption="../report/table8.rst", category="Tables", labels=_labels("Table 8")),
+        csv=report(
+            f"{A}/table8_intrinsic.csv",
+            caption="../report/table8.rst",
+            category="Tables",
+            labels=_labels("Table 8"),
+        ),
         md=f"{A}/table8_intrinsic.md",
         tex=f"{A}/table8_intrinsic.tex",
         paper=f"{A}/table8_intrinsic_vs_paper.csv",
-    params:
-        domains=list(wf.DOMAINS),
-        note=ap.describe_intrinsic(config),
     log:
         f"{R}/logs/analysis/table8_intrinsic.log",
     conda:
         "../envs/analysis.yaml"
+    params:
+        domains=list(wf.DOMAINS),
+        note=ap.describe_intrinsic(config),
     script:
         "../scripts/analysis/table8.py"
 
@@ -338,19 +388,24 @@ rule figure5_pca:
         intrinsic=_intrinsic_files,
         problem_solving=_problem_solving_files_if_any,
     output:
-        png=report(f"{FIG}/figure5_pca_intrinsic_metrics.png", caption="../report/figure5.rst", category="Figures", labels=_labels("Figure 5")),
+        png=report(
+            f"{FIG}/figure5_pca_intrinsic_metrics.png",
+            caption="../report/figure5.rst",
+            category="Figures",
+            labels=_labels("Figure 5"),
+        ),
         pdf=f"{FIG}/figure5_pca_intrinsic_metrics.pdf",
         variance=f"{A}/figure5_pca_variance.csv",
         loadings=f"{A}/figure5_pca_loadings.csv",
+    log:
+        f"{R}/logs/analysis/figure5_pca.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
         benchmarks=ap.benchmark_domains(config),
         components=config["analysis"].get("pca_components", 5),
         note=ap.describe_intrinsic(config),
-    log:
-        f"{R}/logs/analysis/figure5_pca.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/figure5.py"
 
@@ -360,17 +415,22 @@ rule table4_pca_contributions:
         intrinsic=_intrinsic_files,
         problem_solving=_problem_solving_files_if_any,
     output:
-        csv=report(f"{A}/table4_pca_contributions.csv", caption="../report/table4.rst", category="Tables", labels=_labels("Table 4")),
+        csv=report(
+            f"{A}/table4_pca_contributions.csv",
+            caption="../report/table4.rst",
+            category="Tables",
+            labels=_labels("Table 4"),
+        ),
         md=f"{A}/table4_pca_contributions.md",
+    log:
+        f"{R}/logs/analysis/table4.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
         benchmarks=ap.benchmark_domains(config),
         components=config["analysis"].get("pca_components", 5),
         note=ap.describe_intrinsic(config),
-    log:
-        f"{R}/logs/analysis/table4.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/table4.py"
 
@@ -381,9 +441,18 @@ rule figure6_pgr_on_pcs:
         scores=_main_score_files,
         problem_solving=_problem_solving_files_if_any,
     output:
-        png=report(f"{FIG}/figure6_pgr_on_top_pcs.png", caption="../report/figure6.rst", category="Figures", labels=_labels("Figure 6")),
+        png=report(
+            f"{FIG}/figure6_pgr_on_top_pcs.png",
+            caption="../report/figure6.rst",
+            category="Figures",
+            labels=_labels("Figure 6"),
+        ),
         pdf=f"{FIG}/figure6_pgr_on_top_pcs.pdf",
         fit=f"{A}/figure6_fit.csv",
+    log:
+        f"{R}/logs/analysis/figure6_pgr_on_pcs.log",
+    conda:
+        "../envs/analysis.yaml"
     params:
         students=ap.student_records(ap.main_students(config)),
         benchmarks=ap.benchmark_domains(config),
@@ -392,10 +461,6 @@ rule figure6_pgr_on_pcs:
         problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
         components=config["analysis"].get("pca_components", 5),
         note=ap.describe_intrinsic(config),
-    log:
-        f"{R}/logs/analysis/figure6_pgr_on_pcs.log",
-    conda:
-        "../envs/analysis.yaml"
     script:
         "../scripts/analysis/figure6.py"
 

@@ -57,8 +57,6 @@ def _score_files(wildcards=None):
     return [f"{R}/evaluation/{m}/{b}/score.json" for m, b in wf.evaluations(config)]
 
 
-
-
 # Analysis (rules/analysis.smk): each table and figure reads the score files of its own students only.
 
 

@@ -4,12 +4,12 @@
 rule materialize_model:
     output:
         directory(f"{R}/models/{{model_name}}"),
-    params:
-        spec=lambda wc: config["models"][wc.model_name],
     log:
         f"{R}/logs/materialize_model/{{model_name}}.log",
     conda:
         "../envs/training.yaml"
+    params:
+        spec=lambda wc: config["models"][wc.model_name],
     script:
         "../scripts/data/materialize_model.py"
 
@@ -18,12 +18,12 @@ rule build_seed_set:
     output:
         seeds=f"{R}/data/seed_sets/{{domain}}/{{method}}.json",
         manifest=f"{R}/data/seed_sets/{{domain}}/{{method}}.manifest.json",
-    params:
-        spec=lambda wc: config["seeds"][wc.domain][wc.method],
     log:
         f"{R}/logs/build_seed_set/{{domain}}/{{method}}.log",
     conda:
         "../envs/generation.yaml"
+    params:
+        spec=lambda wc: config["seeds"][wc.domain][wc.method],
     script:
         "../scripts/data/build_seed_set.py"
 
@@ -33,12 +33,12 @@ rule prepare_seeds:
         unpack(_seed_set_input),
     output:
         f"{R}/data/seeds/{{domain}}/{{method}}.jsonl",
-    params:
-        source=lambda wc: wf.seed_source(config, wc.domain, wc.method),
     log:
         f"{R}/logs/prepare_seeds/{{domain}}/{{method}}.log",
     conda:
         "../envs/generation.yaml"
+    params:
+        source=lambda wc: wf.seed_source(config, wc.domain, wc.method),
     script:
         "../scripts/data/prepare_seeds.py"
 
@@ -46,12 +46,12 @@ rule prepare_seeds:
 rule prepare_reference_data:
     output:
         f"{R}/data/reference/sft.jsonl",
-    params:
-        source=lambda wc: config["student"]["reference"]["train_on"],
     log:
         f"{R}/logs/prepare_reference_data.log",
     conda:
         "../envs/generation.yaml"
+    params:
+        source=lambda wc: config["student"]["reference"]["train_on"],
     script:
         "../scripts/data/prepare_seeds.py"
 
@@ -61,12 +61,12 @@ rule prepare_benchmark:
         assets=lambda wc: wf.asset_inputs(config, config["benchmarks"][wc.benchmark]["source"]),
     output:
         f"{R}/data/benchmarks/{{benchmark}}.jsonl",
-    params:
-        spec=lambda wc: wf.benchmark_spec(config, wc.benchmark),
     log:
         f"{R}/logs/prepare_benchmark/{{benchmark}}.log",
     conda:
         "../envs/evaluation.yaml"
+    params:
+        spec=lambda wc: wf.benchmark_spec(config, wc.benchmark),
     script:
         "../scripts/data/prepare_benchmark.py"
 
@@ -76,15 +76,15 @@ rule prepare_benchmark:
 rule obtain_evaluation_asset:
     output:
         f"{R}/data/assets/evaluation/{{asset}}/{{filename}}",
-    params:
-        spec=lambda wc: config["evaluation"]["assets"][wc.asset],
+    log:
+        f"{R}/logs/obtain_evaluation_asset/{{asset}}/{{filename}}.log",
     wildcard_constraints:
         asset=_alt(config["evaluation"].get("assets") or {}),
         filename="[^/]+",
-    log:
-        f"{R}/logs/obtain_evaluation_asset/{{asset}}/{{filename}}.log",
     conda:
         "../envs/evaluation.yaml"
+    params:
+        spec=lambda wc: config["evaluation"]["assets"][wc.asset],
     script:
         "../scripts/data/obtain_evaluation_asset.py"
 
@@ -95,12 +95,12 @@ rule official_assets:
     output:
         manifest=f"{wf.official_dir(config)}/MANIFEST.json",
         files=wf.official_files(config),
-    params:
-        spec=config["generation"].get("official", {}),
-        out_dir=lambda wc, output: os.path.dirname(output.manifest),
     log:
         f"{R}/logs/official_assets.log",
     conda:
         "../envs/generation.yaml"
+    params:
+        spec=config["generation"].get("official", {}),
+        out_dir=lambda wc, output: os.path.dirname(output.manifest),
     script:
         "../scripts/data/official_assets.py"

@@ -19,20 +19,20 @@ for _set, _benches in wf.prediction_sets(config).items():
         output:
             summary=f"{R}/evaluation/{{model}}/predictions.json",
             predictions=[f"{R}/evaluation/{{model}}/{b}/predictions.jsonl" for b in _benches],
+        log:
+            f"{R}/logs/predict/{{model}}.log",
+        wildcard_constraints:
+            model=wf.prediction_models_regex(_set),
+        conda:
+            "../envs/vllm.yaml"
+        threads: 8  # capped at --cores locally; torch uses exactly these
+        resources:
+            # evaluation.gpus when set (either backend); otherwise 1 for vLLM, 0 for transformers on CPU
+            gpu=config["evaluation"].get("gpus", 1 if config["evaluation"]["backend"] == "vllm" else 0),
         params:
             benchmarks=_benches,
             sampling={b: wf.eval_sampling(config, config["benchmarks"][b]["domain"]) for b in _benches},
             backend=config["evaluation"]["backend"],
-        wildcard_constraints:
-            model=wf.prediction_models_regex(_set),
-        resources:
-            # evaluation.gpus when set (either backend); otherwise 1 for vLLM, 0 for transformers on CPU
-            gpu=config["evaluation"].get("gpus", 1 if config["evaluation"]["backend"] == "vllm" else 0),
-        threads: 8  # capped at --cores locally; torch uses exactly these
-        log:
-            f"{R}/logs/predict/{{model}}.log",
-        conda:
-            "../envs/vllm.yaml"
         script:
             "../scripts/evaluation/predict.py"
 
@@ -43,16 +43,16 @@ rule score:
         predictions=f"{EVAL}/predictions.jsonl",
     output:
         f"{EVAL}/score.json",
+    log:
+        f"{R}/logs/score/{{model}}/{{benchmark}}.log",
+    wildcard_constraints:
+        benchmark=_alt(wf.unjudged(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
     params:
         kind=lambda wc: config["benchmarks"][wc.benchmark]["kind"],
         settings=lambda wc: wf.scorer_settings(config, wc.benchmark),
-    wildcard_constraints:
-        benchmark=_alt(wf.unjudged(config)),
-    threads: 8  # capped at --cores locally; torch uses exactly these
-    log:
-        f"{R}/logs/score/{{model}}/{{benchmark}}.log",
-    conda:
-        "../envs/evaluation.yaml"
     script:
         "../scripts/evaluation/score.py"
 
@@ -68,17 +68,17 @@ rule score_judged:
         ),
     output:
         f"{EVAL}/score.json",
+    log:
+        f"{R}/logs/score/{{model}}/{{benchmark}}.log",
+    wildcard_constraints:
+        benchmark=_alt(wf.judged(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
     params:
         kind=lambda wc: config["benchmarks"][wc.benchmark]["kind"],
         settings=lambda wc: wf.scorer_settings(config, wc.benchmark),
         judge=lambda wc: wf.judge_params(config, wc.benchmark),
-    wildcard_constraints:
-        benchmark=_alt(wf.judged(config)),
-    threads: 8  # capped at --cores locally; torch uses exactly these
-    log:
-        f"{R}/logs/score/{{model}}/{{benchmark}}.log",
-    conda:
-        "../envs/evaluation.yaml"
     script:
         "../scripts/evaluation/score.py"
 
@@ -95,19 +95,22 @@ for _kind, _gens in (("api", wf.api_generators(config)), ("local", wf.local_gene
             unpack(_generator_eval_inputs),
         output:
             summary=f"{R}/evaluation/generators/{{generator}}/predictions.json",
-            predictions=[f"{R}/evaluation/generators/{{generator}}/{b}/predictions.jsonl" for b in config["benchmarks"]],
+            predictions=[
+                f"{R}/evaluation/generators/{{generator}}/{b}/predictions.jsonl"
+                for b in config["benchmarks"]
+            ],
+        log:
+            f"{R}/logs/predict/generators/{{generator}}.log",
+        wildcard_constraints:
+            generator=_alt(_gens),
+        conda:
+            "../envs/vllm.yaml"
+        threads: 8  # capped at --cores locally; torch uses exactly these
+        resources:
+            gpu=lambda wc: _generator_eval_gpus(wc.generator),
         params:
             benchmarks=list(config["benchmarks"]),
             sampling={b: wf.eval_sampling(config, spec["domain"]) for b, spec in config["benchmarks"].items()},
             llm=lambda wc: {k: config["generators"][wc.generator][k] for k in ("backend", "model")},
-        wildcard_constraints:
-            generator=_alt(_gens),
-        resources:
-            gpu=lambda wc: _generator_eval_gpus(wc.generator),
-        threads: 8  # capped at --cores locally; torch uses exactly these
-        log:
-            f"{R}/logs/predict/generators/{{generator}}.log",
-        conda:
-            "../envs/vllm.yaml"
         script:
             "../scripts/analysis/predict_generator.py"

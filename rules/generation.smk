@@ -12,19 +12,21 @@ rule generate_local:
     output:
         data=f"{GEN}/pool.jsonl",
         stats=f"{GEN}/pool.stats.json",
-    params:
-        generation=_generation_params,
-    wildcard_constraints:
-        generator=_alt(wf.local_generators(config)),
-    resources:
-        gpu=lambda wc: config["generators"][wc.generator].get("tensor_parallel_size", 1)
-        if config["generators"][wc.generator]["backend"] == "vllm"
-        else 0,
-    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    wildcard_constraints:
+        generator=_alt(wf.local_generators(config)),
     conda:
         "../envs/vllm.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
+    resources:
+        gpu=lambda wc: (
+            config["generators"][wc.generator].get("tensor_parallel_size", 1)
+            if config["generators"][wc.generator]["backend"] == "vllm"
+            else 0
+        ),
+    params:
+        generation=_generation_params,
     script:
         "../scripts/generation/generate.py"
 
@@ -35,14 +37,14 @@ rule generate_api:
     output:
         data=f"{GEN}/pool.jsonl",
         stats=f"{GEN}/pool.stats.json",
-    params:
-        generation=_generation_params,
-    wildcard_constraints:
-        generator=_alt(wf.api_generators(config)),
     log:
         f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    wildcard_constraints:
+        generator=_alt(wf.api_generators(config)),
     conda:
         "../envs/generation.yaml"
+    params:
+        generation=_generation_params,
     script:
         "../scripts/generation/generate.py"
 
@@ -72,14 +74,14 @@ rule data_card:
         seeds=f"{R}/data/seeds/{{domain}}/{{method}}.jsonl",
     output:
         f"{GEN}/DATACARD.md",
-    params:
-        generator=lambda wc: config["generators"][wc.generator],
-        seed_source=lambda wc: config["seeds"][wc.domain][wc.method],
-        seeds_in_training=lambda wc: wf.seeds_in_training(config, wc.method),
     log:
         f"{R}/logs/data_card/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
     conda:
         "../envs/generation.yaml"
+    params:
+        generator=lambda wc: config["generators"][wc.generator],
+        seed_source=lambda wc: config["seeds"][wc.domain][wc.method],
+        seeds_in_training=lambda wc: wf.seeds_in_training(config, wc.method),
     script:
         "../scripts/generation/data_card.py"
 
@@ -89,10 +91,10 @@ rule lineage_md:
         f"{R}/analysis/{{artifact}}",
     output:
         f"{R}/analysis/{{artifact}}.lineage.md",
-    wildcard_constraints:
-        artifact=r".+\.(csv|md|tex|json|png|pdf|svg)",
     log:
         f"{R}/logs/lineage_md/{{artifact}}.log",
+    wildcard_constraints:
+        artifact=r".+\.(csv|md|tex|json|png|pdf|svg)",
     conda:
         "../envs/generation.yaml"
     script:

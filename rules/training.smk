@@ -26,15 +26,15 @@ rule train_student:
         log_jsonl=f"{TRAIN}/train_log.jsonl",
         info=f"{TRAIN}/train_info.json",
         plot=f"{TRAIN}/loss.png",
-    params:
-        **_training_params(),
-    resources:
-        gpu=config["training"].get("gpus", 1),
-    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
     conda:
         "../envs/training.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
+    resources:
+        gpu=config["training"].get("gpus", 1),
+    params:
+        **_training_params(),
     script:
         "../scripts/training/train.py"
 
@@ -48,14 +48,14 @@ rule train_reference:
         log_jsonl=f"{R}/training/reference/train_log.jsonl",
         info=f"{R}/training/reference/train_info.json",
         plot=f"{R}/training/reference/loss.png",
-    params:
-        **_training_params(),
-    resources:
-        gpu=config["training"].get("gpus", 1),
-    threads: 8  # capped at --cores locally; torch uses exactly these
     log:
         f"{R}/logs/train_reference.log",
     conda:
         "../envs/training.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
+    resources:
+        gpu=config["training"].get("gpus", 1),
+    params:
+        **_training_params(),
     script:
         "../scripts/training/train.py"

@@ -92,7 +92,9 @@ def test_render_reads_a_finished_run(results: Path) -> None:
         stats.write_text(json.dumps({"valid": 8 if g == "same-as-ref" else 5}))
     for s in wf.students(CONFIG):
         (results / "training" / s.path).mkdir(parents=True)
-        (results / "training" / s.path / "train_info.json").write_text(json.dumps({"train_rows": 8}))
+        (results / "training" / s.path / "train_info.json").write_text(
+            json.dumps({"dataset": {"rows": 8}})
+        )  # as sft.py writes it
     (results / "analysis").mkdir()
     pd.DataFrame({"level": ["benchmark", "benchmark"], "pgr": [100.0, None]}).to_csv(
         results / "analysis/pgr_long.csv", index=False

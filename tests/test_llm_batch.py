@@ -313,6 +313,25 @@ def test_a_caller_without_a_call_store_runs_online(tmp_path: Path, caplog: pytes
     assert "judges.j: this caller keeps no batch ledger; its 3 calls run online" in caplog.text
 
 
+def test_any_caller_of_a_call_store_gets_batch_mode(tmp_path: Path) -> None:
+    """Intrinsic-metric judges and Table 7's generator answers call CallStore.run without wiring a ledger:
+    the store puts the batch ledger beside itself, so their calls go through the batch API too."""
+    store = tmp_path / "calls.jsonl"
+    with FaultServer() as srv:
+        spec = {
+            "backend": "openai",
+            "model": "echo",
+            "base_url": srv.url,
+            "mode": "batch",
+            "batch": {"wait": "poll", "poll_s": 0.01},
+        }
+        backend = make_backend(spec, key="judges.j")
+        out = [c for _, c in CallStore(store).run(backend, _requests(4))]
+        assert sorted(c.text for c in out) == [f"echo: hi {i}" for i in range(4)]
+        assert batch_state(srv).counts["creates"] == 1 and srv.ledger.snapshot()["received"] == 0
+    assert backend.ledger_file is not None and backend.ledger_file.parent == tmp_path
+
+
 def test_every_expired_batch_gets_its_resubmission(tmp_path: Path) -> None:
     store = tmp_path / "calls.jsonl"
     with FaultServer() as srv:

