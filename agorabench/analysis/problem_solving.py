@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agorabench.evaluation.predict import BenchmarkTask, predict_benchmark, tasks_from
+from agorabench.evaluation.predict import BenchmarkTask, predict_all, tasks_from
 from agorabench.jsonl import write_json
-from agorabench.llm.base import Backend
-from agorabench.llm.factory import make_backend
 
 
 def predict_generator(
@@ -27,22 +25,7 @@ def predict_generator(
     """Every benchmark's predictions of `generator` with one backend (started only if an answer is
     missing); each benchmark's calls are stored beside its predictions, so a rerun pays only for the rest."""
     tasks: list[BenchmarkTask] = tasks_from(list(benchmarks), list(items), list(outputs), dict(sampling))
-    engine: list[Backend] = []
-
-    def llm() -> Backend:
-        if not engine:
-            engine.append(make_backend(dict(backend_spec), key=f"generators.{generator}"))
-        return engine[0]
-
-    try:
-        per_benchmark = {t.name: predict_benchmark(t, model_key, llm) for t in tasks}
-    finally:
-        for b in engine:
-            b.close()
-    counts = {
-        key: sum(c[key] for c in per_benchmark.values())
-        for key in ("predictions", "reused_from_store", "output_tokens", "finish_length")
-    }
+    per_benchmark, counts = predict_all(tasks, model_key, dict(backend_spec), key=f"generators.{generator}")
     summary = {"model": model_key, "generator": generator, "backend": backend_spec["backend"]}
     write_json(summary_path, summary | {"benchmarks": per_benchmark, **counts})
-    return counts | {"engine_starts": len(engine)}
+    return counts

@@ -103,11 +103,21 @@ def predict(
     (`evaluation.backend_options`) are further backend keys, e.g. vLLM's max_model_len."""
     spec = {"backend": backend, "model": model_key, "model_dir": model_dir, "batch_size": batch_size}
     spec |= backend_options or {}
+    per_benchmark, counts = predict_all(tasks, model_key, spec, key="evaluation")
+    write_json(summary_path, {"model": model_key, "benchmarks": per_benchmark, **counts})
+    return counts | {"benchmarks": per_benchmark}
+
+
+def predict_all(
+    tasks: list[BenchmarkTask], model_key: str, spec: dict[str, Any], key: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Each task's predictions with one backend (built from `spec`, named `key` in errors), started only
+    if some answer is missing: per-benchmark counts and their sums, with `engine_starts` (0 or 1)."""
     engine: list[Backend] = []
 
     def llm() -> Backend:
         if not engine:
-            engine.append(make_backend(spec, key="evaluation"))
+            engine.append(make_backend(dict(spec), key=key))
         return engine[0]
 
     try:
@@ -116,9 +126,7 @@ def predict(
         for b in engine:
             b.close()
     counts = {
-        key: sum(c[key] for c in per_benchmark.values())
-        for key in ("predictions", "reused_from_store", "output_tokens", "finish_length")
+        k: sum(c[k] for c in per_benchmark.values())
+        for k in ("predictions", "reused_from_store", "output_tokens", "finish_length")
     }
-    counts["engine_starts"] = len(engine)
-    write_json(summary_path, {"model": model_key, "benchmarks": per_benchmark, **counts})
-    return counts | {"benchmarks": per_benchmark}
+    return per_benchmark, counts | {"engine_starts": len(engine)}
