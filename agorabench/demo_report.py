@@ -156,10 +156,10 @@ def _shared(load: tuple[float | None, float | None]) -> str:
 
 def _weaker_by_construction(config: dict[str, Any]) -> str:
     """A sentence naming the generators whose output budget is cut below the shared one, or ''."""
-    shared = config["generation"]["sampling"].get("max_tokens")
+    shared = ((config.get("generation") or {}).get("sampling") or {}).get("max_tokens")
     cut = [
         (name, spec["sampling"]["max_tokens"])
-        for name, spec in config["generators"].items()
+        for name, spec in (config.get("generators") or {}).items()
         if shared and (spec.get("sampling") or {}).get("max_tokens", shared) < shared
     ]
     return "".join(
