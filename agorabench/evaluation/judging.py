@@ -152,8 +152,6 @@ def judge_request(
 
 def run_judge(judge: Backend, requests: Sequence[Request], cache_path: str | Path) -> dict[str, Completion]:
     """Complete requests through the durable store (already stored ones cost nothing)."""
-    if getattr(judge, "mode", "online") == "batch":  # batch mode: its ledger lives next to the call store
-        judge.use_ledger(cache_path)  # type: ignore[attr-defined]
     return cached_complete(judge, requests, cache_path) if requests else {}
 
 

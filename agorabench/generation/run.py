@@ -288,8 +288,7 @@ def generate_set(
     _check_seeds(seeds, seeds_name, method)
     _check_counts(n, max_attempts, chunk_size, len(seeds), method, wrap, seeds_name)
     template = load_template(template_path, method)
-    if getattr(backend, "mode", "online") == "batch":  # its ledger lives next to the call store; batch price
-        backend.use_ledger(store_path)  # type: ignore[attr-defined]
+    if getattr(backend, "mode", "online") == "batch":  # batch price; CallStore.run keeps the batch ledger
         price = batch_price(price, backend.batch_discount)  # type: ignore[attr-defined]
         chunk_size = max(chunk_size, max_attempts)  # a round is one wait for its batches, not one per chunk
     ctx = _Context(

@@ -108,8 +108,8 @@ class CallStore:
         if not self.pending(requests, retry_errors):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if getattr(backend, "mode", "online") == "batch" and getattr(backend, "ledger_file", None) is None:
-            backend.use_ledger(self.path)  # type: ignore[attr-defined]  # batch ledger beside this store
+        if getattr(backend, "mode", "online") == "batch":  # each store keeps its own batch ledger beside it
+            backend.use_ledger(self.path)  # type: ignore[attr-defined]
         with self.path.open("a+b") as fh:
             self._lock_and_reload(fh)  # another process may have finished some since __init__
             todo = self.pending(requests, retry_errors)
