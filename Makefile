@@ -47,7 +47,7 @@ clean-demo:
 # Before anything runs: API dollars per generator and judge, H100 GPU-hours per stage (docs/cluster.md).
 .PHONY: plan slurm-test
 plan: venv
-	$(BIN)/python -m agorabench.plan --config config/config.yaml
+	$(BIN)/agorabench plan --config config/config.yaml
 
 # A slice of the demo through profiles/slurm on a one-node SLURM started (and stopped) here; needs root.
 slurm-test: venv

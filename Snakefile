@@ -36,7 +36,7 @@ wildcard_constraints:
     size=r"\d+",
     benchmark=_alt(config["benchmarks"]),
     model_name=_alt(config["models"]),
-    model=r"base|reference|students/[^/]+/[^/]+/[^/]+/[^/]+/n\d+|generators/[^/]+",
+    model=r"base|reference|students/[^/]+/[^/]+/[^/]+/[^/]+/n\d+(?:_seed\d+)?|generators/[^/]+",
 
 
 include: "rules/data.smk"
@@ -60,7 +60,7 @@ rule all:
 
 
 # Rules that need the internet can run on the submit host of a cluster (docs/cluster.md), e.g.
-#   AGORABENCH_LOCAL_RULES=generate_api,score_judged,intrinsic_judge snakemake --profile profiles/slurm all
+#   AGORABENCH_LOCAL_RULES=generate_api,score_judged,intrinsic_judge_api snakemake --profile profiles/slurm all
 _local_rules = [r for r in os.environ.get("AGORABENCH_LOCAL_RULES", "").replace(" ", "").split(",") if r]
 if _unknown := sorted(set(_local_rules) - {r.name for r in workflow.rules}):
     raise WorkflowError(f"AGORABENCH_LOCAL_RULES names no rule of this workflow: {', '.join(_unknown)}")

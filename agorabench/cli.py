@@ -88,12 +88,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from agorabench import plan
+    from agorabench import budget
 
     argv = ["--config", args.config]
     argv += ["--json", args.json] if args.json else []
     argv += ["--valid-rate", str(args.valid_rate)] if args.valid_rate is not None else []
-    return plan.main(argv)
+    return budget.main(argv)
 
 
 def _datacard(args: argparse.Namespace) -> int:

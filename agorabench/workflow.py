@@ -51,6 +51,64 @@ def students(config: dict[str, Any]) -> list[Student]:
     return sorted(out)
 
 
+# Seed variance (experiments.<name>.training_seeds): a student is also trained with other training seeds.
+# The run with `training.seed` is the student itself (its path, job and numbers unchanged); another seed s
+# is a new model key, the student's path + "_seed<s>", trained on the same training data.
+SEED_TAG = "_seed"
+
+
+@dataclass(frozen=True, order=True)
+class Replicate:
+    """One training run of a student in a seed study: the student trained with `seed`."""
+
+    student: Student
+    seed: int
+    primary: bool  # trained with training.seed: the student itself
+
+    @property
+    def path(self) -> str:
+        """The model key: the student's path, or for another seed the student's path + "_seed<seed>"."""
+        return self.student.path if self.primary else f"{self.student.path}{SEED_TAG}{self.seed}"
+
+
+def training_seeds(config: dict[str, Any], student: Student) -> list[int]:
+    """The training seeds of a student: training.seed first, then the other seeds that the experiments
+    holding it list in `training_seeds` (ascending)."""
+    primary = int(config["training"]["seed"])
+    extra = {
+        int(seed)
+        for exp in config["experiments"].values()
+        if _in_experiment(student, exp)
+        for seed in exp.get("training_seeds", ())
+    }
+    return [primary, *sorted(extra - {primary})]
+
+
+def _in_experiment(s: Student, exp: dict[str, Any]) -> bool:
+    return (
+        s.generator in exp["generators"]
+        and s.domain in exp["domains"]
+        and s.method in exp["methods"]
+        and s.variant in exp["variants"]
+        and s.size in {int(n) for n in exp["sizes"]}
+    )
+
+
+def replicates(config: dict[str, Any]) -> list[Replicate]:
+    """Every training run of the students with more than one training seed (the primary one included)."""
+    out = []
+    for s in students(config):
+        seeds = training_seeds(config, s)
+        if len(seeds) > 1:
+            out += [Replicate(s, seed, k == 0) for k, seed in enumerate(seeds)]
+    return out
+
+
+def extra_replicates(config: dict[str, Any]) -> list[Replicate]:
+    """The training runs a seed study adds: its students with a seed other than training.seed."""
+    return [r for r in replicates(config) if not r.primary]
+
+
 def pool_size(config: dict[str, Any], generator: str, domain: str, method: str, variant: str) -> int:
     """Instances to generate for one (generator, setting, variant): the largest size asked for.
 
@@ -78,7 +136,8 @@ def evaluations(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(model key, benchmark) pairs: each student on its domain's benchmarks, S_0 and S_ref on all."""
     pairs = [(b, bench) for b in BASELINES for bench in config["benchmarks"]]
     pairs += [(s.path, bench) for s in students(config) for bench in benchmarks_of(config, s.domain)]
-    return pairs
+    extra = extra_replicates(config)
+    return pairs + [(r.path, bench) for r in extra for bench in benchmarks_of(config, r.student.domain)]
 
 
 # Student inference runs as one job per model (one engine start for all of its benchmarks). A rule's
@@ -98,14 +157,15 @@ def prediction_models_regex(benchmark_set: str) -> str:
     """The model-key wildcard regex of one benchmark set's inference rule."""
     if benchmark_set == PREDICT_BASELINES:
         return "|".join(BASELINES)
-    return rf"students/[^/]+/{benchmark_set}/[^/]+/[^/]+/n\d+"
+    return rf"students/[^/]+/{benchmark_set}/[^/]+/[^/]+/n\d+(?:{SEED_TAG}\d+)?"
 
 
 def inference_jobs(config: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """(model key, its benchmarks): one inference job each, covering exactly `evaluations(config)`."""
     sets = prediction_sets(config)
     jobs = [(b, sets[PREDICT_BASELINES]) for b in BASELINES]
-    return jobs + [(s.path, sets[s.domain]) for s in students(config)]
+    jobs += [(s.path, sets[s.domain]) for s in students(config)]
+    return jobs + [(r.path, sets[r.student.domain]) for r in extra_replicates(config)]
 
 
 def is_local(llm: dict[str, Any]) -> bool:
@@ -139,6 +199,12 @@ def check_config(config: dict[str, Any]) -> None:
         for d in exp["domains"]:
             if not benchmarks_of(config, d):
                 raise ConfigError(f"experiments.{exp_name}.domains", f"no benchmark has domain '{d}'")
+        seeds = exp.get("training_seeds")
+        if seeds is not None and int(config["training"]["seed"]) not in seeds:
+            raise ConfigError(
+                f"experiments.{exp_name}.training_seeds",
+                f"must include training.seed ({config['training']['seed']}): its run is the student itself",
+            )
     student = config["student"]
     if student["base"] not in models:
         raise ConfigError("student.base", f"'{student['base']}' is not a key of `models`")

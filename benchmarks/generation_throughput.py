@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 
 from agorabench.llm.base import Request, Sampling
-from agorabench.llm.fault_server import Faults, FaultServer, request_key
 from agorabench.llm.openai_backend import OpenAIBackend
 from agorabench.llm.store import CallStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/servers/: loopback servers
+from servers.fault_server import Faults, FaultServer, request_key
 
 
 def make_requests(n: int, max_tokens: int, tag: str) -> list[Request]:

@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agorabench.plan import local_rules, path_without_slurm, summarize_dry_run  # noqa: E402
+from agorabench.budget import local_rules, path_without_slurm, summarize_dry_run  # noqa: E402
 
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", ".snakemake", "results", ".cache", "*.egg-info", "__pycache__"

@@ -4,13 +4,16 @@
 # is its own target and reads only its own students' score files (rebuilding one rebuilds only its upstream).
 # `snakemake --report report.html` collects them with captions (report/*.rst).
 
-from agorabench.analysis import plan as ap
+from agorabench.analysis import inputs as ai  # which inputs each table and figure reads
+from agorabench.analysis import seeds as sv  # seed variance (experiments.<name>.training_seeds)
 
 A = f"{R}/analysis"
 FIG = f"{A}/figures"
 INTR = f"{A}/intrinsic/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
-ENABLED = ap.enabled_targets(config)
-ap.check_intrinsic(config)
+ENABLED = ai.enabled_targets(config)
+ai.check_intrinsic(config)
+SEED_STUDY = bool(wf.extra_replicates(config))  # seed_variance: some student has a second training seed
+SIZE_PAIRS = ai.has_size_pairs(config)  # figure7_significance
 
 
 report: "../report/workflow.rst"
@@ -141,10 +144,10 @@ rule table5_meta_prompt:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=lambda wc: ap.student_records(ap.ablation_students(config)),
-        ablation=lambda wc: ap.ablation(config),
-        origins=lambda wc: ap.template_origins(config),
-        benchmarks=ap.benchmark_domains(config),
+        students=lambda wc: ai.student_records(ai.ablation_students(config)),
+        ablation=lambda wc: ai.ablation(config),
+        origins=lambda wc: ai.template_origins(config),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
     script:
         "../scripts/analysis/table5.py"
@@ -165,9 +168,9 @@ rule table5_significance:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=lambda wc: ap.student_records(ap.ablation_students(config)),
-        ablation=lambda wc: ap.ablation(config),
-        benchmarks=ap.benchmark_domains(config),
+        students=lambda wc: ai.student_records(ai.ablation_students(config)),
+        ablation=lambda wc: ai.ablation(config),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         bootstrap=config["analysis"].get("bootstrap"),
     script:
@@ -198,12 +201,12 @@ rule figure4_problem_solving:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=ap.student_records(ap.main_students(config)),
-        benchmarks=ap.benchmark_domains(config),
+        students=ai.student_records(ai.main_students(config)),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
-        problem_solving=ap.problem_solving_spec(config),
-        note=ap.describe_students(ap.main_students(config)),
+        problem_solving=ai.problem_solving_spec(config),
+        note=ai.describe_students(ai.main_students(config)),
     script:
         "../scripts/analysis/figure4.py"
 
@@ -225,14 +228,14 @@ rule table3_cost_and_abilities:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=ap.student_records(ap.main_students(config)),
-        benchmarks=ap.benchmark_domains(config),
+        students=ai.student_records(ai.main_students(config)),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
-        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
-        prices={g: config["generators"][g].get("price") for g in ap.main_generators(config)},
+        problem_solving=ai.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        prices={g: config["generators"][g].get("price") for g in ai.main_generators(config)},
         domains=list(wf.DOMAINS),
-        note=ap.describe_students(ap.main_students(config)),
+        note=ai.describe_students(ai.main_students(config)),
     script:
         "../scripts/analysis/table3.py"
 
@@ -252,9 +255,9 @@ rule table7_problem_solving:
     conda:
         "../envs/analysis.yaml"
     params:
-        problem_solving=ap.problem_solving_spec(config),
+        problem_solving=ai.problem_solving_spec(config),
         benchmarks=list(config["benchmarks"]),
-        generators=ap.main_generators(config),
+        generators=ai.main_generators(config),
     script:
         "../scripts/analysis/table7.py"
 
@@ -277,49 +280,140 @@ rule figure7_cost:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=lambda wc: ap.student_records(ap.cost_students(config)),
-        benchmarks=ap.benchmark_domains(config),
+        students=lambda wc: ai.student_records(ai.cost_students(config)),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
-        note=lambda wc: ap.describe_students(ap.cost_students(config)),
+        note=lambda wc: ai.describe_students(ai.cost_students(config)),
     script:
         "../scripts/analysis/figure7.py"
 
 
-# Intrinsic metrics of each main generated set: LLM-judge scores (API or local judge) apart from the local
-# models (perplexity, reward model, embeddings), which need a GPU on a cluster.
+# Which Figure 7 size differences are significant (paired bootstrap over items, Holm over the figure).
+rule figure7_significance:
+    input:
+        _cost_score_files,
+    output:
+        csv=report(
+            f"{A}/figure7_significance.csv",
+            caption="../report/figure7_significance.rst",
+            category="Tables",
+            labels=_labels("Figure 7 significance"),
+        ),
+        md=f"{A}/figure7_significance.md",
+    log:
+        f"{R}/logs/analysis/figure7_significance.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        students=lambda wc: ai.student_records(ai.cost_students(config)),
+        benchmarks=ai.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        bootstrap=config["analysis"].get("bootstrap"),
+    script:
+        "../scripts/analysis/significance_figure7.py"
 
 
-rule intrinsic_judge:
+# Seed variance (not in the paper): every seed's PGR of the students trained with several training seeds.
+rule seed_variance:
+    input:
+        _seed_score_files,
+    output:
+        csv=report(
+            f"{A}/seed_variance.csv",
+            caption="../report/seed_variance.rst",
+            category="Tables",
+            labels=_labels("Seed variance"),
+        ),
+        per_seed=f"{A}/seed_variance_per_seed.csv",
+        md=f"{A}/seed_variance.md",
+        png=report(
+            f"{FIG}/seed_variance.png",
+            caption="../report/seed_variance.rst",
+            category="Figures",
+            labels=_labels("Seed variance"),
+        ),
+        pdf=f"{FIG}/seed_variance.pdf",
+    log:
+        f"{R}/logs/analysis/seed_variance.log",
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        students=lambda wc: sv.replicate_records(config),
+        benchmarks=ai.benchmark_domains(config),
+        eps=config["analysis"].get("pgr_eps", 1e-6),
+        bootstrap=config["analysis"].get("bootstrap"),  # None: no item bootstrap
+    script:
+        "../scripts/analysis/seed_variance.py"
+
+
+# Intrinsic metrics of each main generated set: one job per (set, judge) for the LLM-judge scores, placed
+# like generation (API judges where the network is, local vLLM/transformers judges on GPUs; wildcard
+# `judge`: the metric suffix of `intrinsic.judge.judges`), apart from the local models (perplexity,
+# reward model, embeddings), which need a GPU on a cluster.
+JUDGE_LOG = "{generator}/{domain}/{method}/{variant}/n{size}.{judge}"
+
+
+rule intrinsic_judge_api:
     input:
         unpack(_intrinsic_judge_inputs),
     output:
-        f"{INTR}.judge.json",
+        f"{INTR}.judge.{{judge}}.json",
     log:
-        f"{R}/logs/intrinsic_judge/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+        f"{R}/logs/intrinsic_judge/{JUDGE_LOG}.log",
+    benchmark:
+        f"{R}/benchmarks/intrinsic_judge_api/{JUDGE_LOG}.tsv"
+    wildcard_constraints:
+        judge=_alt(ai.intrinsic_judge_suffixes(config, local=False)),
     conda:
         "../envs/analysis.yaml"
     threads: config.get("intrinsic", {}).get("threads", 8)
     params:
-        judges=ap.intrinsic_judges(config),
-        sampling=ap.judge_sampling(config),
-        rubric_keys=list(ap.rubric_paths(config)),
-        official=ap.official_rubrics(config),
+        judge=lambda wc: ai.intrinsic_judges(config)[wc.judge],
+        sampling=ai.judge_sampling(config),
+        rubric_keys=list(ai.rubric_paths(config)),
+        official=ai.official_rubrics(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),
     script:
         "../scripts/analysis/intrinsic_judge.py"
 
 
-if ap.official_rubrics(config):
+rule intrinsic_judge_local:
+    input:
+        unpack(_intrinsic_judge_inputs),
+    output:
+        f"{INTR}.judge.{{judge}}.json",
+    log:
+        f"{R}/logs/intrinsic_judge/{JUDGE_LOG}.log",
+    benchmark:
+        f"{R}/benchmarks/intrinsic_judge_local/{JUDGE_LOG}.tsv"
+    wildcard_constraints:
+        judge=_alt(ai.intrinsic_judge_suffixes(config, local=True)),
+    conda:
+        "../envs/analysis.yaml"
+    threads: config.get("intrinsic", {}).get("threads", 8)
+    resources:
+        gpu=_intrinsic_judge_gpus,
+    params:
+        judge=lambda wc: ai.intrinsic_judges(config)[wc.judge],
+        sampling=ai.judge_sampling(config),
+        rubric_keys=list(ai.rubric_paths(config)),
+        official=ai.official_rubrics(config),
+        max_instances=config.get("intrinsic", {}).get("max_instances"),
+    script:
+        "../scripts/analysis/intrinsic_judge.py"
+
+
+if ai.official_rubrics(config):
 
     rule intrinsic_rubrics:
         output:
-            **ap.official_rubric_paths(config),
+            **ai.official_rubric_paths(config),
         log:
             f"{R}/logs/intrinsic_rubrics.log",
         conda:
             "../envs/analysis.yaml"
         params:
-            spec=ap.official_rubrics(config),
+            spec=ai.official_rubrics(config),
         script:
             "../scripts/analysis/intrinsic_rubrics.py"
 
@@ -331,23 +425,25 @@ rule intrinsic_models:
         f"{INTR}.models.json",
     log:
         f"{R}/logs/intrinsic_models/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    benchmark:
+        f"{R}/benchmarks/intrinsic_models/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: config.get("intrinsic", {}).get("threads", 8)
     resources:
         gpu=config.get("intrinsic", {}).get("gpus", 0),
     params:
-        **ap.intrinsic_model_params(config),
+        **ai.intrinsic_model_params(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),
     script:
         "../scripts/analysis/intrinsic_models.py"
 
 
-if ap.reward_needs_download(config):
+if ai.reward_needs_download(config):
 
     rule materialize_reward_model:
         output:
-            directory(ap.reward_model_dir(config)),
+            directory(ai.reward_model_dir(config)),
         log:
             f"{R}/logs/materialize_reward_model.log",
         conda:
@@ -378,7 +474,7 @@ rule table8_intrinsic:
         "../envs/analysis.yaml"
     params:
         domains=list(wf.DOMAINS),
-        note=ap.describe_intrinsic(config),
+        note=ai.describe_intrinsic(config),
     script:
         "../scripts/analysis/table8.py"
 
@@ -402,10 +498,10 @@ rule figure5_pca:
     conda:
         "../envs/analysis.yaml"
     params:
-        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
-        benchmarks=ap.benchmark_domains(config),
+        problem_solving=ai.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        benchmarks=ai.benchmark_domains(config),
         components=config["analysis"].get("pca_components", 5),
-        note=ap.describe_intrinsic(config),
+        note=ai.describe_intrinsic(config),
     script:
         "../scripts/analysis/figure5.py"
 
@@ -427,10 +523,10 @@ rule table4_pca_contributions:
     conda:
         "../envs/analysis.yaml"
     params:
-        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
-        benchmarks=ap.benchmark_domains(config),
+        problem_solving=ai.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        benchmarks=ai.benchmark_domains(config),
         components=config["analysis"].get("pca_components", 5),
-        note=ap.describe_intrinsic(config),
+        note=ai.describe_intrinsic(config),
     script:
         "../scripts/analysis/table4.py"
 
@@ -454,13 +550,13 @@ rule figure6_pgr_on_pcs:
     conda:
         "../envs/analysis.yaml"
     params:
-        students=ap.student_records(ap.main_students(config)),
-        benchmarks=ap.benchmark_domains(config),
+        students=ai.student_records(ai.main_students(config)),
+        benchmarks=ai.benchmark_domains(config),
         eps=config["analysis"].get("pgr_eps", 1e-6),
         main=wf.main_experiment(config),
-        problem_solving=ap.problem_solving_spec(config) if ENABLED["figure4"] else None,
+        problem_solving=ai.problem_solving_spec(config) if ENABLED["figure4"] else None,
         components=config["analysis"].get("pca_components", 5),
-        note=ap.describe_intrinsic(config),
+        note=ai.describe_intrinsic(config),
     script:
         "../scripts/analysis/figure6.py"
 
@@ -473,6 +569,8 @@ rule analysis_all:
         rules.pgr_vs_paper.output,
         rules.pgr_significance.output,
         rules.figure7_cost.output,
+        rules.figure7_significance.output if SIZE_PAIRS else [],
+        rules.seed_variance.output if SEED_STUDY else [],
         rules.figure4_problem_solving.output if ENABLED["figure4"] else [],
         rules.table3_cost_and_abilities.output,
         rules.table7_problem_solving.output if ENABLED["table7"] else [],

@@ -1,4 +1,7 @@
 # Input and parameter functions of the rules (kept apart from the rules, as snakemake --lint asks).
+from agorabench.evaluation.scorers import get_scorer
+from agorabench.generation.parsing import PARSER_VERSION
+from agorabench.generation.run import DEFAULT_SYSTEM_PROMPT
 
 
 def _alt(names):
@@ -31,6 +34,9 @@ def _generation_params(wc):
         "max_instance_tokens": config["generation"].get("max_instance_tokens", 4096),
         "seed": config["seed"],
         "price": spec.get("price"),
+        "system_prompt": config["generation"].get("system_prompt", DEFAULT_SYSTEM_PROMPT),
+        "attempts_per_round": config["generation"].get("attempts_per_round", 1),  # the stats count its calls
+        "parser_version": PARSER_VERSION,
     } | wf.generation_modes(config, wc.variant, wc.domain, wc.method)
 
 
@@ -53,6 +59,16 @@ def _training_params():
     return {"hparams": config["training"], "chat_template": config["student"].get("chat_template", "model")}
 
 
+def _replicate_hparams(wc):
+    """A seed study's extra training run: the study's hyper-parameters with its own seed."""
+    return config["training"] | {"seed": int(wc.train_seed)}
+
+
+def _scorer_version(wc):
+    """The version of the benchmark's scorer kind: bumping it reruns exactly that kind's scores."""
+    return get_scorer(config["benchmarks"][wc.benchmark]["kind"]).version
+
+
 def _score_files(wildcards=None):
     return [f"{R}/evaluation/{m}/{b}/score.json" for m, b in wf.evaluations(config)]
 
@@ -61,32 +77,36 @@ def _score_files(wildcards=None):
 
 
 def _main_score_files(wildcards=None):
-    return ap.score_paths(config, ap.main_students(config))
+    return ai.score_paths(config, ai.main_students(config))
 
 
 def _ablation_score_files(wildcards=None):
-    return ap.score_paths(config, ap.ablation_students(config))
+    return ai.score_paths(config, ai.ablation_students(config))
 
 
 def _cost_score_files(wildcards=None):
-    return ap.score_paths(config, ap.cost_students(config))
+    return ai.score_paths(config, ai.cost_students(config))
+
+
+def _seed_score_files(wildcards=None):
+    return sv.score_paths(config)
 
 
 def _cost_ledgers(wildcards=None):
-    return ap.stats_paths(config, ap.cost_students(config))
+    return ai.stats_paths(config, ai.cost_students(config))
 
 
 def _main_ledgers(wildcards=None):
-    return ap.stats_paths(config, ap.main_students(config))
+    return ai.stats_paths(config, ai.main_students(config))
 
 
 def _problem_solving_files(wildcards=None):
-    ap.check_problem_solving(config)
-    return ap.problem_solving_score_paths(config)
+    ai.check_problem_solving(config)
+    return ai.problem_solving_score_paths(config)
 
 
 def _problem_solving_files_if_any(wildcards=None):
-    return ap.problem_solving_score_paths(config) if not ap.problem_solving_missing(config) else []
+    return ai.problem_solving_score_paths(config) if not ai.problem_solving_missing(config) else []
 
 
 def _generator_eval_inputs(wc):
@@ -104,29 +124,39 @@ def _generator_eval_gpus(generator):
 
 
 def _intrinsic_files(wildcards=None):
-    return ap.intrinsic_paths(config)
+    return ai.intrinsic_paths(config)
 
 
 def _intrinsic_set(wc):
     return f"{R}/generation/{wc.generator}/{wc.domain}/{wc.method}/{wc.variant}/n{wc.size}.jsonl"
 
 
+def _intrinsic_judge_spec(wc):
+    return config["judges"][ai.intrinsic_judges(config)[wc.judge]["name"]]
+
+
 def _intrinsic_judge_inputs(wc):
-    inputs = {"data": _intrinsic_set(wc)} | ap.rubric_paths(config)
-    for suffix, judge in ap.intrinsic_judges(config).items():
-        spec = config["judges"][judge["name"]]
-        if wf.is_local(spec):
-            inputs[f"judge_model_{suffix}"] = wf.model_dir(config, spec["model"])
+    """A generated set, the rubrics and, for a local judge (wildcard `judge`: its metric suffix), its weights."""
+    inputs = {"data": _intrinsic_set(wc)} | ai.rubric_paths(config)
+    spec = _intrinsic_judge_spec(wc)
+    if wf.is_local(spec):
+        inputs["judge_model"] = wf.model_dir(config, spec["model"])
     return inputs
+
+
+def _intrinsic_judge_gpus(wc):
+    """A vLLM judge's tensor-parallel GPUs; a transformers judge asks for none (it runs where it lands)."""
+    spec = _intrinsic_judge_spec(wc)
+    return spec.get("tensor_parallel_size", 1) if spec["backend"] == "vllm" else 0
 
 
 def _intrinsic_model_inputs(wc):
     inputs = {"data": _intrinsic_set(wc)}
-    params = ap.intrinsic_model_params(config)
+    params = ai.intrinsic_model_params(config)
     if params["perplexity"]:
         inputs["perplexity_model"] = wf.model_dir(config, params["perplexity"]["model"])
     if params["reward"]:
-        inputs["reward_model"] = ap.reward_model_dir(config)
+        inputs["reward_model"] = ai.reward_model_dir(config)
     return inputs
 
 

@@ -21,6 +21,8 @@ for _set, _benches in wf.prediction_sets(config).items():
             predictions=[f"{R}/evaluation/{{model}}/{b}/predictions.jsonl" for b in _benches],
         log:
             f"{R}/logs/predict/{{model}}.log",
+        benchmark:
+            f"{R}/benchmarks/predict_{_set}/{{model}}.tsv"
         wildcard_constraints:
             model=wf.prediction_models_regex(_set),
         conda:
@@ -52,6 +54,7 @@ rule score:
     threads: 8  # capped at --cores locally; torch uses exactly these
     params:
         kind=lambda wc: config["benchmarks"][wc.benchmark]["kind"],
+        scorer_version=_scorer_version,
         settings=lambda wc: wf.scorer_settings(config, wc.benchmark),
     script:
         "../scripts/evaluation/score.py"
@@ -70,6 +73,8 @@ rule score_judged:
         f"{EVAL}/score.json",
     log:
         f"{R}/logs/score/{{model}}/{{benchmark}}.log",
+    benchmark:
+        f"{R}/benchmarks/score_judged/{{model}}/{{benchmark}}.tsv"
     wildcard_constraints:
         benchmark=_alt(wf.judged(config)),
     conda:
@@ -77,6 +82,7 @@ rule score_judged:
     threads: 8  # capped at --cores locally; torch uses exactly these
     params:
         kind=lambda wc: config["benchmarks"][wc.benchmark]["kind"],
+        scorer_version=_scorer_version,
         settings=lambda wc: wf.scorer_settings(config, wc.benchmark),
         judge=lambda wc: wf.judge_params(config, wc.benchmark),
     script:
@@ -101,6 +107,8 @@ for _kind, _gens in (("api", wf.api_generators(config)), ("local", wf.local_gene
             ],
         log:
             f"{R}/logs/predict/generators/{{generator}}.log",
+        benchmark:
+            f"{R}/benchmarks/predict_generator_{_kind}/{{generator}}.tsv"
         wildcard_constraints:
             generator=_alt(_gens),
         conda:

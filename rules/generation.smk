@@ -14,6 +14,8 @@ rule generate_local:
         stats=f"{GEN}/pool.stats.json",
     log:
         f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/generate_local/{{generator}}/{{domain}}/{{method}}/{{variant}}.tsv"
     wildcard_constraints:
         generator=_alt(wf.local_generators(config)),
     conda:
@@ -39,6 +41,8 @@ rule generate_api:
         stats=f"{GEN}/pool.stats.json",
     log:
         f"{R}/logs/generate/{{generator}}/{{domain}}/{{method}}/{{variant}}.log",
+    benchmark:
+        f"{R}/benchmarks/generate_api/{{generator}}/{{domain}}/{{method}}/{{variant}}.tsv"
     wildcard_constraints:
         generator=_alt(wf.api_generators(config)),
     conda:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agorabench.analysis import plan
+from agorabench.analysis import inputs
 from agorabench.analysis.problem_solving import predict_generator
 from agorabench.jsonl import read_jsonl
 
@@ -23,9 +23,10 @@ def test_a_generator_answers_every_benchmark_with_one_backend(tmp_path, smollm2_
         items(tmp_path / "gsm8k.jsonl", ["What is 2 + 3?"]),
         items(tmp_path / "mbpp.jsonl", ["def f():", "x"]),
     ]
-    root = tmp_path / "evaluation" / plan.generator_model_key("smollm2-t0.7")
+    root = tmp_path / "evaluation" / inputs.generator_model_key("smollm2-t0.7")
     outs = [str(root / b / "predictions.jsonl") for b in benches]
-    spec = {"backend": "transformers", "model": "smollm2", "model_dir": str(smollm2_dir), "price": {"x": 0}}
+    spec = {"backend": "transformers", "model": "smollm2", "model_dir": str(smollm2_dir)}
+    spec["price"] = {"input_per_mtok": 0.0, "output_per_mtok": 0.0, "date": "local CPU"}  # not a backend key
     sampling = {b: {"temperature": 0.0, "max_tokens": 4} for b in benches}
     kw = {"generator": "smollm2-t0.7", "model_key": "generators/smollm2-t0.7", "backend_spec": spec}
     kw |= {"benchmarks": benches, "items": paths, "outputs": outs, "sampling": sampling}
@@ -44,10 +45,10 @@ def test_problem_solving_source_generators_plans_each_main_generator_on_every_be
 
     config = yaml.safe_load((Path(__file__).parents[1] / "config" / "demo.yaml").read_text())
     config["analysis"]["problem_solving"] = {"source": "generators"}
-    spec = plan.problem_solving_spec(config)
-    gens = plan.main_generators(config)
+    spec = inputs.problem_solving_spec(config)
+    gens = inputs.main_generators(config)
     assert spec["models"] == {g: f"generators/{g}" for g in gens}
-    paths = plan.problem_solving_score_paths(config)
+    paths = inputs.problem_solving_score_paths(config)
     assert len(paths) == len(gens) * len(config["benchmarks"])
     assert paths[0] == f"{config['results_dir']}/evaluation/generators/{gens[0]}/gsm8k/score.json"
-    assert plan.problem_solving_missing(config) == []
+    assert inputs.problem_solving_missing(config) == []

@@ -1,6 +1,10 @@
-"""OLS and PCA against independent implementations (scipy.stats.linregress, sklearn.decomposition.PCA)."""
+"""OLS and PCA against independent implementations (scipy.stats.linregress, sklearn.decomposition.PCA); the
+Figure 4-6 points of a study whose benchmarks cover only some domains."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,6 +12,7 @@ import pytest
 from scipy import stats
 from sklearn.decomposition import PCA
 
+from agorabench.analysis import paper, stage
 from agorabench.analysis.regression import fig4_points, intrinsic_features, ols, pca, pgr_on_top_pcs
 
 RNG = np.random.default_rng(7)
@@ -146,3 +151,142 @@ def test_f_test_p_and_the_composite_fit_match_ols():
     assert fits.composite.r_squared == pytest.approx(fits.pc_scores.r_squared)
     assert fits.composite.p_value == pytest.approx(f_test_p(fits.composite.r_squared, 40, 1))
     assert fits.composite.p_value < fits.pc_scores.p_value
+
+
+def test_adjusted_r_squared_penalises_each_predictor():
+    x = RNG.normal(size=(25, 3))
+    y = x[:, 0] + RNG.normal(size=25)
+    fit = ols(x, y)
+    assert fit.adjusted_r_squared == pytest.approx(1 - (1 - fit.r_squared) * 24 / 21)
+    one = ols(x[:, 0], y)
+    assert one.adjusted_r_squared == pytest.approx(1 - (1 - one.r_squared) * 24 / 23)
+
+
+# --- a study whose benchmarks cover only some domains ------------------------------------------------
+
+MATH_ONLY = {"gsm8k": "math", "math": "math"}
+
+
+def _matrix(cells: dict[str, list[float]]) -> pd.DataFrame:
+    idx = pd.MultiIndex.from_product(
+        [["g1", "g2", "g3"], ["instance_generation"]], names=["generator", "method"]
+    )
+    return pd.DataFrame(cells, index=idx)
+
+
+def test_fig4_points_skips_domains_without_benchmarks():
+    nan = [np.nan] * 3
+    matrix = _matrix({"math": [10.0, 30.0, 20.0], "code": nan, "instruction_following": nan})
+    ps = pd.DataFrame({"gsm8k": [80.0, 60.0, 70.0], "math": [40.0, 20.0, 30.0]}, index=["g1", "g2", "g3"])
+    coarse, fine = fig4_points(matrix, ps, MATH_ONLY)
+    assert fine["domain"].unique().tolist() == ["math"] and len(fine) == 3
+    assert fine.set_index("generator").at["g2", "problem_solving"] == pytest.approx(40.0)
+    assert coarse.set_index("generator")["pgr"].to_dict() == {"g1": 10.0, "g2": 30.0, "g3": 20.0}
+    # a matrix without the uncovered columns at all gives the same points
+    _, fine_math = fig4_points(matrix[["math"]], ps, MATH_ONLY)
+    assert fine_math.equals(fine)
+
+
+def test_fig4_points_rejects_a_pgr_in_a_domain_without_benchmarks():
+    matrix = _matrix({"math": [10.0, 30.0, 20.0], "code": [5.0, np.nan, np.nan]})
+    ps = pd.DataFrame({"gsm8k": [80.0, 60.0, 70.0]}, index=["g1", "g2", "g3"])
+    with pytest.raises(ValueError, match=r"\['code'\]"):
+        fig4_points(matrix, ps, {"gsm8k": "math"})
+    with pytest.raises(ValueError, match="no configured benchmark"):
+        fig4_points(matrix, ps, {"gsm8k": "chemistry"})
+
+
+def test_intrinsic_features_problem_solving_is_undefined_where_no_benchmark_is():
+    long = pd.DataFrame(
+        [
+            (m, g, "instance_generation", d, 1.0)
+            for m in ("m1",)
+            for g in ("g1", "g2")
+            for d in ("math", "code")
+        ],
+        columns=["metric", "generator", "method", "domain", "value"],
+    )
+    ps = pd.DataFrame({"math": [5.0, 6.0]}, index=["g1", "g2"])  # no code benchmark configured
+    feats = intrinsic_features(long, ps, domains=("math", "code"))
+    assert feats.loc[("g2", "instance_generation", "math"), "problem_solving"] == 6.0
+    assert feats.xs("code", level="domain")["problem_solving"].isna().all()
+
+
+def _score(root: Path, model: str, bench: str, value: float) -> str:
+    path = root / model / bench / "score.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"model": model, "benchmark": bench, "kind": "math", "metric": "accuracy", "value": value, "n": 10}
+    path.write_text(json.dumps(rec))
+    return str(path)
+
+
+def test_figures_4_to_6_on_a_study_of_one_domain(tmp_path):
+    """The paper's numbers for the math sets only (benchmarks of one domain): Figures 4-6 are drawn from
+    the math points; problem solving is undefined for the other domains' sets and left out of Figure 5."""
+    t2, t8 = paper.paper_table2(), paper.paper_table8()
+    gens = list(dict.fromkeys(t2.index.get_level_values("generator")))
+    paths = [_score(tmp_path, m, b, v) for m, v in (("base", 20.0), ("reference", 60.0)) for b in MATH_ONLY]
+    students = []
+    for g, m in t2.index:
+        model = f"students/{g}/math/{m}/agorabench/n10000"
+        students.append(
+            {
+                "model": model,
+                "generator": g,
+                "domain": "math",
+                "method": m,
+                "variant": "agorabench",
+                "size": 10000,
+            }
+        )
+        paths += [_score(tmp_path, model, b, 20.0 + 0.4 * t2.at[(g, m), "math"]) for b in MATH_ONLY]
+    intrinsic = []
+    for (g, m, d), grp in t8[t8["domain"] != "average"].groupby(["generator", "method", "domain"]):
+        rec = {
+            "set": {"generator": g, "domain": d, "method": m, "variant": "agorabench", "size": "10000"},
+            "metrics": {k: {"value": v} for k, v in zip(grp["metric"], grp["value"], strict=True)},
+        }
+        path = tmp_path / "intrinsic" / g / d / m / "n10000.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+        intrinsic.append(str(path))
+    common = {"problem_solving": {"source": "paper"}, "problem_solving_scores": [], "benchmarks": MATH_ONLY}
+    study = {
+        "score_paths": paths,
+        "students": students,
+        "eps": 1e-6,
+        "main": {"variant": "agorabench", "size": 10000},
+    }
+    out = {k: str(tmp_path / f"f.{k}") for k in ("png", "pdf", "points", "fits", "var", "load", "fit6")}
+    c4 = stage.figure4(
+        **study,
+        **common,
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        points_csv=out["points"],
+        fits_csv=out["fits"],
+    )
+    assert c4["coarse_points"] == len(gens) and c4["fine_points"] == 3 * len(gens)
+    assert pd.read_csv(out["fits"])["r_squared"].notna().all()
+    c5 = stage.figure5(
+        intrinsic,
+        **common,
+        components=5,
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        variance_csv=out["var"],
+        loadings_csv=out["load"],
+    )
+    assert c5 == {"data_sets": 54, "features": 8, "components": 5}  # problem solving: math sets only
+    assert "problem_solving" not in set(pd.read_csv(out["load"]).dropna(subset=["ours"])["feature"])
+    c6 = stage.figure6(
+        intrinsic,
+        **study,
+        **common,
+        components=5,
+        png_path=out["png"],
+        pdf_path=out["pdf"],
+        fit_csv=out["fit6"],
+    )
+    assert c6["points"] == 3 * len(gens)
+    assert pd.read_csv(out["fit6"]).set_index("fit").at["pc_scores", "r_squared"] > 0

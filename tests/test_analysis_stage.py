@@ -241,6 +241,13 @@ def test_figure5_and_figure6_from_table8(paper_study, tmp_path):
     # at the paper's R^2 = 0.325 and 54 sets: p = 0.0016 on five PCs, < 0.001 only on one composite
     assert pcs["p_at_paper_r_squared"] == pytest.approx(0.0016, abs=5e-5)
     assert comp["p_at_paper_r_squared"] < fits["paper_p_value_below"].iloc[0]
+    # adjusted R^2 for each row's predictors; the composite's is the paper's printed R^2 (docs/analysis.md)
+    for row in (pcs, comp):
+        n, k = row["n_points"], row["predictors"]
+        assert row["adjusted_r_squared"] == pytest.approx(1 - (1 - row["r_squared"]) * (n - 1) / (n - k - 1))
+    assert pcs["adjusted_r_squared"] < comp["adjusted_r_squared"] < comp["r_squared"]
+    assert comp["adjusted_r_squared"] == pytest.approx(comp["paper_r_squared"], abs=0.001)
+    assert abs(comp["r_squared"] - comp["paper_r_squared"]) > 0.01  # the plain R^2 is not the printed one
 
 
 def test_table4_loading_strengths_and_contributions(paper_study, tmp_path):
@@ -449,6 +456,7 @@ def test_small_study_reports_na_instead_of_crashing(tmp_path):
     )
     fits = pd.read_csv(out6["fit"])
     assert fits["r_squared"].isna().all() and fits["why_na"].str.contains("too few").all()
+    assert fits["adjusted_r_squared"].isna().all()
     t8 = {k: str(tmp_path / f"t8.{k}") for k in ("csv", "md", "tex", "paper")}
     stage.table8(
         intrinsic,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from agorabench import workflow as wf
-from agorabench.analysis import plan
+from agorabench.analysis import inputs
 from agorabench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,20 +73,23 @@ def pgr_upstream(config: dict, students: list[wf.Student]) -> Counter:
 
 
 def intrinsic_upstream(config: dict) -> Counter:
-    sets = plan.intrinsic_sets(config)
-    return generation(sets) + Counter(intrinsic_judge=len(sets), intrinsic_models=len(sets))
+    """One judge job per (set, judge), local and API judges in their own rules, and one models job per set."""
+    sets = inputs.intrinsic_sets(config)
+    local, api = (len(inputs.intrinsic_judge_suffixes(config, local=k)) for k in (True, False))
+    judges = Counter(intrinsic_judge_local=local * len(sets), intrinsic_judge_api=api * len(sets))
+    return generation(sets) + judges + Counter(intrinsic_models=len(sets))
 
 
 def problem_solving_upstream(config: dict) -> Counter:
-    models = set(plan.problem_solving_spec(config).get("models", {}).values())
+    models = set(inputs.problem_solving_spec(config).get("models", {}).values())
     return evaluations(config, [(m, d) for m in models for d in wf.DOMAINS])
 
 
 def expected(target: str) -> Counter:
-    main = plan.main_students(DEMO)
+    main = inputs.main_students(DEMO)
     ps = problem_solving_upstream(DEMO)
     if target == "figure7_cost":
-        c = pgr_upstream(DEMO, plan.cost_students(DEMO))
+        c = pgr_upstream(DEMO, inputs.cost_students(DEMO))
     elif target == "figure4_problem_solving":
         c = pgr_upstream(DEMO, main) | ps
     elif target == "figure5_pca":
@@ -125,7 +128,7 @@ def test_each_figure_target_plans_only_its_upstream(target, path):
 
 def test_figure7_needs_no_other_student_than_the_cost_study():
     jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
-    cost = plan.cost_students(DEMO)
+    cost = inputs.cost_students(DEMO)
     assert jobs["train_student"] == len(cost) < len(wf.students(DEMO))
     assert {s.size for s in cost} == {2, 4}  # the demo's miniature volume study
 
@@ -143,7 +146,7 @@ def test_demo_all_builds_every_table_and_figure_but_table5():
         "table7_problem_solving",
     ):
         assert jobs[rule] == 1
-    assert jobs["table8_intrinsic"] == 1 and jobs["intrinsic_models"] == len(plan.intrinsic_sets(DEMO))
+    assert jobs["table8_intrinsic"] == 1 and jobs["intrinsic_models"] == len(inputs.intrinsic_sets(DEMO))
     assert "table5_meta_prompt" not in jobs  # one meta-prompt variant: no ablation
     assert "materialize_reward_model" not in jobs  # disabled in the demo, with its reason
 
@@ -158,7 +161,7 @@ def test_table5_target_without_an_ablation_names_the_config_key():
 
 def test_paper_table5_plans_the_ablation_students():
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    spec = plan.ablation(config)
+    spec = inputs.ablation(config)
     assert spec == {
         "variants": ["agorabench", "unoptimized", "json"],
         "generators": ["gpt-4o-mini", "llama-3.1-70b-instruct", "llama-3.1-8b-instruct"],
@@ -166,7 +169,7 @@ def test_paper_table5_plans_the_ablation_students():
         "size": 10000,
     }
     jobs = planned("results/paper/analysis/table5_meta_prompt.md", "config/config.yaml")
-    assert jobs["train_student"] == len(plan.ablation_students(config)) == 3 * 3 * 2 * 3
+    assert jobs["train_student"] == len(inputs.ablation_students(config)) == 3 * 3 * 2 * 3
     assert "intrinsic_models" not in jobs and "figure4_problem_solving" not in jobs
 
 
@@ -183,21 +186,23 @@ def test_intrinsic_config_errors_name_the_key(mutate, key):
     config = copy.deepcopy(DEMO)
     mutate(config)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        plan.check_intrinsic(config)
+        inputs.check_intrinsic(config)
 
 
 def test_problem_solving_and_figure4_availability():
     config = copy.deepcopy(DEMO)
-    assert plan.enabled_targets(config)["figure4"]
+    assert inputs.enabled_targets(config)["figure4"]
     config["analysis"]["problem_solving"] = {"source": "paper"}  # the paper never ran the demo generators
-    assert sorted(plan.problem_solving_missing(config)) == ["smollm2-96tok", "smollm2-t0.7"]
-    assert not plan.enabled_targets(config)["figure4"]
+    assert sorted(inputs.problem_solving_missing(config)) == ["smollm2-96tok", "smollm2-t0.7"]
+    assert not inputs.enabled_targets(config)["figure4"]
     with pytest.raises(ConfigError, match=r"analysis\.problem_solving"):
-        plan.check_problem_solving(config)
+        inputs.check_problem_solving(config)
 
 
 def test_prometheus_as_second_intrinsic_judge_with_its_own_sampling():
-    """The paper config's commented Prometheus-2-8x7B judge, enabled (the revision is a placeholder here)."""
+    """Prometheus-2-8x7B, the paper config's second intrinsic judge (enabled in config.yaml), with its own
+    sampling. Its entries are set again here (a placeholder revision, no tensor_parallel_size): this checks
+    the wiring of such a judge, not the shipped values."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["models"]["prometheus-2-8x7b"] = {
         "hub": "prometheus-eval/prometheus-8x7b-v2.0",
@@ -211,13 +216,14 @@ def test_prometheus_as_second_intrinsic_judge_with_its_own_sampling():
     }
     config["intrinsic"]["judge"]["judges"]["prometheus"] = "prometheus-2-8x7b"
     wf.check_config(config)
-    plan.check_intrinsic(config)
-    judges = plan.intrinsic_judges(config)
+    inputs.check_intrinsic(config)
+    judges = inputs.intrinsic_judges(config)
     assert judges["prometheus"] == {
         "name": "prometheus-2-8x7b",
         "backend": "vllm",
         "model": "prometheus-2-8x7b",
     } | {"sampling": sampling}
     assert "sampling" not in judges["gpt4o"]  # the shared intrinsic.judge.sampling applies
-    assert "prometheus-2-8x7b (prometheus-2-8x7b)" in plan.describe_intrinsic(config)
-    assert set(plan.rubric_paths(config)) == {"evaluators", "prompts"}  # the official rubrics for both judges
+    assert "prometheus-2-8x7b (prometheus-2-8x7b)" in inputs.describe_intrinsic(config)
+    # the official rubrics for both judges
+    assert set(inputs.rubric_paths(config)) == {"evaluators", "prompts"}

@@ -385,3 +385,91 @@ def test_table5_view_compares_the_variants_of_each_generator(tmp_path):
     pairs = pd.read_csv(tmp_path / "t5.csv").set_index("generator")
     assert pairs.at["g", "significant"] and not pairs.at["h", "significant"]
     assert pairs.at["g", "variant_a"] == "agorabench" and pairs.at["g", "difference"] > 0
+
+
+# Figure 7: which size differences are significant -------------------------------------------------------
+
+
+def volume_students(truth: dict) -> list[dict]:
+    """Student records of a volume study: truth maps (generator, domain, size) -> true accuracy."""
+    return [{"model": f"students/{g}/{d}/instance_generation/agorabench/n{n}", "generator": g, "domain": d,
+             "method": "instance_generation", "variant": "agorabench", "size": n}
+            for g, d, n in truth]  # fmt: skip
+
+
+VOLUME_BENCHMARKS = {"gsm8k": "math", "math": "math", "mbpp": "code"}
+
+
+def test_figure7_view_finds_the_size_that_helps_and_only_it(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(45)
+    # g: 100 and 200 instances equal, 400 clearly better in both domains; h: the size does not matter
+    truth = {(g, d, n): 0.4 + (0.2 if (g, n) == ("g", 400) else 0.0)
+             for g in ("g", "h") for d in ("math", "code") for n in (100, 200, 400)}  # fmt: skip
+    students = volume_students(truth)
+    paths = []
+    for bench, domain in VOLUME_BENCHMARKS.items():
+        p = {"base": 0.3, "reference": 0.7} | {
+            s["model"]: truth[(s["generator"], s["domain"], s["size"])]
+            for s in students
+            if s["domain"] == domain
+        }
+        paths += [write_score(tmp_path, m, bench, c) for m, c in correlated_correct(rng, p, 500).items()]
+    # 18 pairs need >= 720 rounds for a Holm-adjusted p below 0.05 (the bootstrap p is >= 2 / (rounds + 1))
+    few = u.figure7_significance(
+        score_paths=paths, students=students, benchmarks=VOLUME_BENCHMARKS, eps=1e-6, spec=SPEC,
+        csv_path=str(tmp_path / "f7.csv"), md_path=str(tmp_path / "f7.md"),
+    )  # fmt: skip
+    assert (
+        few["significant"] == 0
+        and "set analysis.bootstrap.rounds to at least 720" in (tmp_path / "f7.md").read_text()
+    )
+    counts = u.figure7_significance(
+        score_paths=paths, students=students, benchmarks=VOLUME_BENCHMARKS, eps=1e-6,
+        spec=SPEC | {"rounds": 720}, csv_path=str(tmp_path / "f7.csv"), md_path=str(tmp_path / "f7.md"),
+    )  # fmt: skip
+    # 2 generators x 3 columns (math, code, average) x 3 pairs of sizes, one Holm family
+    assert counts["pairs"] == counts["tested"] == 18
+    pairs = pd.read_csv(tmp_path / "f7.csv", na_values=["n/a"])
+    called = pairs[pairs["significant"]]
+    expected = {("g", col, 400, small) for col in ("math", "code", "average") for small in (100, 200)}
+    got = zip(called["generator"], called["column"], called["size_a"], called["size_b"], strict=True)
+    assert set(got) == expected
+    assert (called["difference"] > 0).all() and (called["p_a_better"] > 0.99).all()
+    assert (pairs["size_a"] > pairs["size_b"]).all()  # A is the larger set: the difference is the gain
+    md = (tmp_path / "f7.md").read_text()
+    assert "n400 beats n100" in md and "Holm over all 18 tested pairs" in md and "no pair can be" not in md
+
+
+def test_the_rounds_bound_the_smallest_holm_p():
+    rng = np.random.default_rng(47)
+    tested, alpha = 18, 0.05
+    need = u.rounds_for(tested, alpha)
+    assert u.smallest_holm_p(tested, need) < alpha <= u.smallest_holm_p(tested, need - 1)
+    # the bound is attained: a difference that never crosses 0 gets exactly 2 / (rounds + 1)
+    assert u.two_sided_p(rng.random(need) + 1.0) * tested == pytest.approx(u.smallest_holm_p(tested, need))
+    assert u.rounds_for(180, 0.05) == 7200  # the paper config's Table 2 family (6 generators)
+
+
+def test_figure7_holm_keeps_equal_sizes_at_the_level():
+    rng = np.random.default_rng(46)
+    truth = {("g", "math", n): 0.5 for n in (100, 200, 400)}
+    students = volume_students(truth)
+    any_significant = []
+    for _ in range(200):
+        p = {"base": 0.3, "reference": 0.7} | dict.fromkeys((s["model"] for s in students), 0.5)
+        items = study_items(rng, p, 300)
+        study = u.bootstrap_study(
+            items, students, {"gsm8k": "math"}, rounds=400, seed=int(rng.integers(1 << 30))
+        )
+        any_significant.append(bool(u.size_pairwise(study, students)["significant"].any()))
+    rate = float(np.mean(any_significant))
+    print(f"family-wise error of Figure 7's view (3 equal sizes, 3 pairs): {rate:.3f} over 200 studies")
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 200)
+
+
+def test_size_pairs_need_two_sizes_of_one_setting():
+    one = volume_students({("g", "math", 100): 0.5, ("h", "math", 200): 0.5})
+    assert not u.has_size_pairs(one)
+    assert u.has_size_pairs(volume_students({("g", "math", 100): 0.5, ("g", "math", 200): 0.5}))

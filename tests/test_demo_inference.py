@@ -84,7 +84,7 @@ def test_one_engine_for_all_benchmarks_and_a_killed_job_keeps_what_it_finished(
 def test_plan_counts_inference_jobs_per_model_and_the_engine_starts_saved() -> None:
     import yaml
 
-    from agorabench.plan import LOAD_MINUTES, estimate
+    from agorabench.budget import LOAD_MINUTES, estimate
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config/config.yaml").read_text())
     inf = estimate(config).inference

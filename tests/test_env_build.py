@@ -135,7 +135,8 @@ PROBES = {
         from agorabench.generation.prompts import load_template, template_path
         from agorabench.llm.base import Request, Sampling
         from agorabench.llm.factory import make_backend
-        from agorabench.llm.fault_server import FaultServer, Faults
+        sys.path.append(ROOT + "/tests")  # the loopback test servers (tests/servers/)
+        from servers.fault_server import FaultServer, Faults
         load_template(template_path(ROOT + "/config/prompts", "agorabench", "math", "instance_generation"))
         with FaultServer(Faults(rate_500=0.3, seed=1)) as srv:
             specs = [{"backend": "openai", "model": "m", "base_url": srv.url, "api_key_env": None},

@@ -335,8 +335,8 @@ def test_intrinsic_judge_stage_with_the_official_rubrics(tmp_path, monkeypatch):
     spec, paths = official_files(tmp_path)
     data = tmp_path / "set.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
-    out = tmp_path / "n3.judge.json"
-    stage_judges = {"j": {"name": "scripted", "spec": {}, "sampling": {"temperature": 1.0, "top_p": 0.9}}}
+    out = tmp_path / "n3.judge.j.json"
+    judge = {"name": "scripted", "spec": {}, "sampling": {"temperature": 1.0, "top_p": 0.9}}
     import agorabench.llm.factory as factory
 
     made = []
@@ -350,7 +350,8 @@ def test_intrinsic_judge_stage_with_the_official_rubrics(tmp_path, monkeypatch):
     stage.intrinsic_judge(
         str(data),
         set_meta=meta,
-        judges=stage_judges,
+        suffix="j",
+        judge=judge,
         rubrics=paths,
         sampling={"temperature": 0.0, "max_tokens": 64},
         max_instances=None,
@@ -364,3 +365,62 @@ def test_intrinsic_judge_stage_with_the_official_rubrics(tmp_path, monkeypatch):
         m["sampling"]["temperature"] == 1.0 and m["sampling"]["max_tokens"] == 64
     )  # the judge's own + shared
     assert made == ["judges.scripted"]
+
+
+def test_each_judge_of_a_set_has_its_own_record_and_call_store(tmp_path, monkeypatch):
+    """One job per (set, judge): a record and a resumable call store per judge; read together they give
+    Table 8 the rows one record of both judges gives."""
+    import agorabench.llm.factory as factory
+    from agorabench.analysis import study
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    replies = {"judges.judge-a": "[RESULT] 4", "judges.judge-b": "Score: 2"}
+    made: list[Scripted] = []
+
+    def scripted(spec, key):
+        made.append(Scripted([replies[key]]))
+        return made[-1]
+
+    monkeypatch.setattr(factory, "make_backend", scripted)
+    meta = {"generator": "g", "domain": "math", "method": "instance_generation", "variant": "v", "size": "3"}
+    rubrics = {a: str(RUBRICS / f"{a}.txt") for a in intrinsic.JUDGE_ASPECTS}
+
+    def run(suffix: str, name: str) -> Path:
+        out = tmp_path / f"n3.judge.{suffix}.json"
+        stage.intrinsic_judge(
+            str(data),
+            set_meta=meta,
+            suffix=suffix,
+            judge={"name": name, "spec": {}},
+            rubrics=rubrics,
+            sampling={"temperature": 0.0, "max_tokens": 16},
+            max_instances=None,
+            out_path=str(out),
+        )
+        return out
+
+    paths = [run("a", "judge-a"), run("b", "judge-b")]
+    records = [json.loads(p.read_text()) for p in paths]
+    assert [sorted(r["metrics"]) for r in records] == [
+        [f"{a}_{s}" for a in sorted(intrinsic.JUDGE_ASPECTS)] for s in ("a", "b")
+    ]
+    assert all(r["set"] == meta | {"path": str(data), "instances": 3} for r in records)
+    stores = [tmp_path / f"n3.judge.{s}.calls.jsonl" for s in ("a", "b")]
+    calls = len(RECORDS) * len(intrinsic.JUDGE_ASPECTS)
+    assert [len(p.read_text().splitlines()) for p in stores] == [calls, calls]
+    assert [b.calls for b in made] == [calls, calls]
+    run("a", "judge-a")  # a rerun of one judge's job is served from its own store
+    assert made[-1].calls == 0 and len(stores[1].read_text().splitlines()) == calls
+    # Table 8's long frame from the per-judge records equals that of one record holding both judges
+    both = tmp_path / "n3.both.json"
+    both.write_text(json.dumps(records[0] | {"metrics": records[0]["metrics"] | records[1]["metrics"]}))
+    split, _ = study.intrinsic_long([str(p) for p in paths])
+    merged, _ = study.intrinsic_long([str(both)])
+    assert split.equals(merged)
+    assert dict(zip(split["metric"], split["value"], strict=True)) == {
+        "instruction_difficulty_a": 4.0,
+        "response_quality_a": 4.0,
+        "instruction_difficulty_b": 2.0,
+        "response_quality_b": 2.0,
+    }

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servers.batch_server import BatchFaults, batch_state
+from servers.fault_server import FaultServer
 
 from agorabench.errors import ConfigError
 from agorabench.evaluation.judging import judge_request, judge_sampling, load_template, run_judge
@@ -29,9 +31,7 @@ from agorabench.jsonl import read_json, read_jsonl
 from agorabench.llm.base import Request, Sampling
 from agorabench.llm.batch import BatchLedger, BatchPending, batch_price, ledger_path
 from agorabench.llm.batch_factory import main as batch_cli
-from agorabench.llm.batch_server import BatchFaults, batch_state
 from agorabench.llm.factory import make_backend
-from agorabench.llm.fault_server import FaultServer
 from agorabench.llm.store import CallStore
 
 N = 30
@@ -348,8 +348,9 @@ def test_every_expired_batch_gets_its_resubmission(tmp_path: Path) -> None:
 def test_a_bad_key_stops_the_run_and_is_never_shown(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from servers.fault_server import Faults
+
     from agorabench.llm.base import BackendError
-    from agorabench.llm.fault_server import Faults
 
     monkeypatch.setenv("BATCH_TEST_KEY", "sk-wrong-secret-123")
     with FaultServer(Faults(api_key="sk-right")) as srv:

@@ -1,8 +1,9 @@
 """OpenAIBackend and generate_set against a real llama.cpp server (llama-cpp-python, SmolLM2-135M, CPU).
 
-The server is started once per module on a free loopback port by `agorabench.llm.llamacpp_server` and
-stopped by its PID. Every test skips, naming what to install, when llama-cpp-python[server] is absent
-(`pip install -r requirements-llamacpp.txt`). `AGORABENCH_LLAMACPP_THREADS` sets the server's threads.
+The server is started once per module on a free loopback port by `servers.llamacpp_server`
+(tests/servers/) and stopped by its PID. Every test skips, naming what to install, when
+llama-cpp-python[server] is absent (`pip install -r requirements-llamacpp.txt`).
+`AGORABENCH_LLAMACPP_THREADS` sets the server's threads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from servers.llamacpp_server import LlamaCppServer, LlamaCppServerError, missing_reason
 
 from agorabench.generation.instances import load_themes
 from agorabench.generation.prompts import template_path
@@ -28,7 +30,6 @@ from agorabench.generation.run import generate_set
 from agorabench.jsonl import read_jsonl
 from agorabench.llm.base import Request, Sampling
 from agorabench.llm.factory import make_backend
-from agorabench.llm.llamacpp_server import LlamaCppServer, LlamaCppServerError, missing_reason
 from agorabench.llm.store import CallStore
 
 pytestmark = pytest.mark.slow

@@ -8,12 +8,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from servers.fault_server import Faults, FaultServer, request_key
 
 from agorabench.errors import ConfigError
 from agorabench.llm.anthropic_backend import AnthropicBackend
 from agorabench.llm.base import BackendError, Request, Sampling
 from agorabench.llm.factory import make_backend
-from agorabench.llm.fault_server import Faults, FaultServer, request_key
 from agorabench.llm.openai_backend import OpenAIBackend
 from agorabench.llm.retry import RateLimiter, RetryPolicy, parse_retry_after
 from agorabench.llm.store import CallStore

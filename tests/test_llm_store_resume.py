@@ -22,10 +22,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from servers.fault_server import Faults, FaultServer, request_key
 
 from agorabench.errors import DataError
 from agorabench.llm.base import Request, Sampling
-from agorabench.llm.fault_server import Faults, FaultServer, request_key
 from agorabench.llm.openai_backend import OpenAIBackend
 from agorabench.llm.store import CallStore, cached_complete
 

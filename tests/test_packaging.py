@@ -70,6 +70,25 @@ def test_no_provider_sdk_is_pinned_or_imported():
         assert not {"openai", "anthropic"} & set(_pins(f.read_text().replace("- ", "").splitlines())), f
 
 
+TEST_SERVERS = ("fault_server", "batch_server", "llamacpp_server")  # tests/servers/
+
+
+def _test_server_uses(path: Path) -> list[str]:
+    """Imports of the `servers` package, and any mention of a test server's module name, in `path`."""
+    text = path.read_text()
+    found = [f"imports {m}" for m in _imported_top_level(path) if m == "servers"]
+    return found + [f"names {name}" for name in TEST_SERVERS if name in text]
+
+
+def test_no_runtime_module_imports_a_test_server():
+    """The loopback servers live in tests/servers/: the installed package neither ships nor imports them."""
+    assert {p.stem for p in (ROOT / "tests/servers").glob("*.py")} >= set(TEST_SERVERS)
+    assert _test_server_uses(ROOT / "tests/test_llm_openai.py")  # the check sees a real import
+    runtime = sorted((ROOT / "agorabench").rglob("*.py"))
+    uses = {str(p.relative_to(ROOT)): _test_server_uses(p) for p in runtime}
+    assert not {path: u for path, u in uses.items() if u}
+
+
 def test_the_console_script_is_declared():
     assert PYPROJECT["scripts"]["agorabench"] == "agorabench.cli:main"
 

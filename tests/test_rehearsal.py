@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 import yaml
+from servers.fault_server import Faults, FaultServer
 from test_slurm_e2e import ACCOUNT, QOS, _rules_of, _sacct, _slurm_problem
 
 from agorabench import workflow as wf
-from agorabench.llm.fault_server import Faults, FaultServer
 from agorabench.llm.vllm_backend import PYTHON_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +43,10 @@ PLACEMENT = {
     "predict_baselines": ("h100", 1),
     "predict_instruction_following": ("h100", 1),
     "intrinsic_models": ("h100", 1),
+    "intrinsic_judge_local": ("h100", 1),  # the vLLM `prometheus` judge (tensor_parallel_size 1)
     "generate_api": ("cpu", 0),
     "score_judged": ("cpu", 0),
-    "intrinsic_judge": ("cpu", 0),
+    "intrinsic_judge_api": ("cpu", 0),
     "prepare_seeds": ("cpu", 0),
     "materialize_model": ("cpu", 0),
     # the tables and figures run as one `analysis` group job; SLURM keeps only the start of its comment
@@ -94,7 +95,7 @@ def _command() -> list[str]:
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory) -> dict[str, Any]:
-    from agorabench.llm.llamacpp_server import LlamaCppServer, missing_reason
+    from servers.llamacpp_server import LlamaCppServer, missing_reason
 
     for problem in (missing_reason(), None if os.access(VLLM_PYTHON, os.X_OK) else "no .venv-vllm"):
         if problem:

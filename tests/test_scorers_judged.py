@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import time
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from agorabench.errors import ConfigError, DataError
-from agorabench.evaluation.judging import fill, load_template
+from agorabench.evaluation.judging import JUDGES_DIR, fill, load_template
 from agorabench.evaluation.scorers import get_scorer
 from agorabench.evaluation.scorers.alpaca_eval import (
     fit_soft_logistic,
@@ -25,6 +26,7 @@ from agorabench.evaluation.scorers.arena_hard import (
     battles,
     bootstrap_ci,
     bradley_terry_winrate,
+    game_battles,
     parse_verdict,
 )
 from agorabench.llm.base import Backend, Completion, Request
@@ -273,6 +275,53 @@ def test_arena_second_attempt_continues_the_conversation(tmp_path: Path) -> None
     judge1 = ScriptedJudge(late)
     one = arena(items, self_predictions(items), judge1, tmp_path, name="one.jsonl", attempts=1)
     assert judge1.calls == 6 and one.counts["judge_unparsed"] == 6 and one.ci is None
+
+
+class LetterJudge(Backend):
+    """A judge that answers one token with fixed top log-probabilities for the letters A and B."""
+
+    def __init__(self, lp_a: float, lp_b: float):
+        self.model, self.top = "letter-judge", {"A": lp_a, "B": lp_b, "The": -9.0}
+
+    def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        for r in requests:
+            assert r.top_logprobs == 5 and r.sampling.max_tokens == 1
+            yield Completion(id=r.id, text="A", finish_reason="stop", top_logprobs=[dict(self.top)])
+
+
+def test_arena_weighted_verdicts_are_soft_battles(tmp_path: Path) -> None:
+    items = make_items(6)
+    preds = self_predictions(items)
+    # P(A) = 0.8 among the two letters in every game: the model is B in game 1 (score 0.2) and A in game 2
+    # (score 0.8); the win rate is their mean, every game has a verdict, and details reproduce the score.
+    judge = LetterJudge(math.log(0.8 * 0.9), math.log(0.2 * 0.9))
+    s = arena(items, preds, judge, tmp_path, verdict="logprobs", max_tokens=1, attempts=1,
+              judge_template=str(JUDGES_DIR / "arena_hard_weighted.txt"))  # fmt: skip
+    assert s.counts["judged"] == 12 and s.counts["judge_unparsed"] == 0
+    assert s.counts["wins"] == 6 and s.counts["losses"] == 6 and s.counts["strong_verdicts"] == 0
+    assert s.value == pytest.approx(50.0) and s.secondary["battles"] == 12
+    scores = [g["model_score"] for row in s.per_item for g in row["games"]]
+    assert sorted(set(round(x, 9) for x in scores)) == [0.2, 0.8]
+    again = [b for row in s.per_item for g in row["games"] for b in game_battles(g, 3)]
+    assert np.mean(again) * 100 == pytest.approx(s.value)
+
+
+def test_arena_weighted_verdict_without_either_letter_is_unparsed(tmp_path: Path) -> None:
+    class NoLetters(LetterJudge):
+        def __init__(self) -> None:
+            self.model, self.top = "no-letters", {"The": -0.1}
+
+    s = arena(make_items(3), self_predictions(make_items(3)), NoLetters(), tmp_path, verdict="logprobs",
+              max_tokens=1)  # fmt: skip
+    assert s.counts["judge_unparsed"] == 6 and s.value is None
+
+
+@pytest.mark.parametrize(
+    "bad", [{"verdict": "soft"}, {"top_logprobs": 0}, {"labels": ["A"]}, {"labels": "AB"}]
+)
+def test_arena_weighted_settings_are_checked(tmp_path: Path, bad: dict) -> None:
+    with pytest.raises(ConfigError, match="arena_hard"):
+        arena(make_items(1), self_predictions(make_items(1)), LetterJudge(0.0, 0.0), tmp_path, **bad)
 
 
 def test_arena_counts_add_up_with_noise_and_missing(tmp_path: Path) -> None:

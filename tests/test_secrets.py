@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servers.fault_server import Faults, FaultServer
 
-from agorabench.llm.fault_server import Faults, FaultServer
 from agorabench.provenance.lineage import write_lineage_md
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,8 @@ def test_canary_keys_never_reach_a_file(tmp_path: Path, smollm2_dir: Path) -> No
     names = {f.name for f in files}
     assert {"DATACARD.md", "DATACARD.md.lineage.md", "calls.jsonl", "pool.jsonl.prov.json"} <= names
     assert any(".snakemake" in f.parts for f in files) and any(f.suffix == ".log" for f in files)
+    benchmarks = [f for f in files if f.suffix == ".tsv" and "benchmarks" in f.parts]
+    assert len(benchmarks) == len(GENERATORS)  # each generate_api job's `benchmark:` record is searched too
     leaks = [str(f) for f in files for k in keys.values() if k.encode() in f.read_bytes()]
     leaks += [f"snakemake {stream}" for stream in ("stdout", "stderr") for k in keys.values()
               if k in getattr(run, stream)]  # fmt: skip

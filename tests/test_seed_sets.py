@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agorabench.data import seed_sets
+from agorabench.data._common import Located
 from agorabench.data.loaders import load_seeds
 from agorabench.data.seed_sets import build_part, build_seed_set, math_row
 from agorabench.errors import ConfigError, DataError
@@ -209,6 +211,126 @@ def test_unknown_transform_names_the_key(tmp_path):
         build_part(_part(tmp_path / "x.jsonl", "magic"), "seeds.code.instance_generation.parts.0", 0)
 
 
+# --- hub revisions resolved once and locked (WebInstructSub) ---------------------------------------------
+
+OLD_SHA, NEW_SHA = "a" * 40, "b" * 40
+QE = "seeds.math.quality_enhancement"
+WEBINSTRUCT_ROWS = [
+    {"question": f"q{n}", "answer": f"a{n}", "source": "socratic" if n % 2 else "stackexchange"}
+    for n in range(12)
+]
+
+
+class FakeHub:
+    """A hub without network: branch -> commit as set by the test, and every download it was asked for."""
+
+    def __init__(self, sha: str):
+        self.sha, self.resolutions, self.downloads = sha, [], []
+
+    def resolve(self, repo: str, branch: str) -> str:
+        self.resolutions.append((repo, branch))
+        return self.sha
+
+    def records(self, source: dict, where: str):
+        self.downloads.append(source["revision"])
+        origin = f"hf://datasets/{source['repo']}@{source['revision']}"
+        return iter([Located(row, origin, i) for i, row in enumerate(WEBINSTRUCT_ROWS)])
+
+
+def _webinstruct_spec(revision) -> dict:
+    part = {
+        "config": "webinstruct_math",
+        "transform": "fields",
+        "instruction_field": "question",
+        "response_field": "answer",
+        "where": {"source": ["socratic"]},
+        "take": 4,
+        "source": {
+            "format": "hf",
+            "repo": "TIGER-Lab/WebInstructSub",
+            "split": "train",
+            "revision": revision,
+        },
+    }
+    return {"format": "build", "count": 4, "parts": [part]}
+
+
+def _build(tmp_path: Path, hub: FakeHub, monkeypatch, revision=None) -> dict:
+    monkeypatch.setattr(seed_sets, "hf_records", hub.records)
+    spec = _webinstruct_spec(revision or {"resolve": "main"})
+    out, manifest = tmp_path / "quality_enhancement.json", tmp_path / "quality_enhancement.manifest.json"
+    return build_seed_set(spec, out, manifest, where=QE, resolver=hub.resolve)
+
+
+def test_a_resolved_branch_is_downloaded_at_its_commit_and_recorded(tmp_path, monkeypatch):
+    hub = FakeHub(OLD_SHA)
+    manifest = _build(tmp_path, hub, monkeypatch)
+    assert hub.resolutions == [("TIGER-Lab/WebInstructSub", "main")]
+    assert hub.downloads == [OLD_SHA]  # exactly the resolved commit, not the moving branch
+    source = manifest["parts"][0]["source"]
+    assert source["revision"] == OLD_SHA and source["resolved_from"] == "main"
+    lock_path = tmp_path / "quality_enhancement.lock.json"
+    assert manifest["revision_lock"] == str(lock_path)
+    lock = json.loads(lock_path.read_text())
+    assert lock["TIGER-Lab/WebInstructSub@main"]["commit"] == OLD_SHA
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lock["TIGER-Lab/WebInstructSub@main"]["resolved_at"]
+    )
+    assert manifest["records"] == 4 and manifest["parts"][0]["rows_matched"] == 6
+
+
+def test_a_rebuild_on_the_same_commit_keeps_the_lock(tmp_path, monkeypatch):
+    first = _build(tmp_path, FakeHub(OLD_SHA), monkeypatch)
+    lock_before = (tmp_path / "quality_enhancement.lock.json").read_text()
+    again = _build(tmp_path, FakeHub(OLD_SHA), monkeypatch)
+    assert again["sha256"] == first["sha256"]
+    assert (tmp_path / "quality_enhancement.lock.json").read_text() == lock_before  # first resolution kept
+
+
+def test_a_moved_branch_is_refused_until_a_commit_is_pinned(tmp_path, monkeypatch):
+    _build(tmp_path, FakeHub(OLD_SHA), monkeypatch)
+    lock_before = (tmp_path / "quality_enhancement.lock.json").read_text()
+    moved = FakeHub(NEW_SHA)
+    with pytest.raises(
+        ConfigError, match=rf"{QE}\.parts\.0\.source\.revision.*now points to {NEW_SHA}.*locked {OLD_SHA}"
+    ):
+        _build(tmp_path, moved, monkeypatch)
+    assert moved.downloads == []  # refused before any download
+    assert (tmp_path / "quality_enhancement.lock.json").read_text() == lock_before
+    # The user pins a commit: no resolution, that commit is read (here the locked one, rebuilt exactly).
+    pinned = FakeHub(NEW_SHA)
+    manifest = _build(tmp_path, pinned, monkeypatch, revision=OLD_SHA)
+    assert pinned.resolutions == [] and pinned.downloads == [OLD_SHA]
+    assert manifest["parts"][0]["source"]["revision"] == OLD_SHA and manifest["revision_lock"] is None
+
+
+def test_a_failed_build_locks_nothing(tmp_path, monkeypatch):
+    hub = FakeHub(OLD_SHA)
+    monkeypatch.setattr(seed_sets, "hf_records", hub.records)
+    spec = {**_webinstruct_spec({"resolve": "main"}), "count": 5}
+    with pytest.raises(ConfigError, match=r"count"):
+        build_seed_set(spec, tmp_path / "s.json", tmp_path / "m.json", where=QE, resolver=hub.resolve)
+    assert not (tmp_path / "s.lock.json").exists()
+
+
+@pytest.mark.parametrize(
+    "revision", [{"resolve": ""}, {"branch": "main"}, {"resolve": "main", "x": 1}, "main"]
+)
+def test_a_malformed_revision_names_the_key(tmp_path, monkeypatch, revision):
+    hub = FakeHub(OLD_SHA)
+    with pytest.raises(ConfigError, match=r"parts\.0\.source\.revision.*\{resolve: <branch>\}"):
+        _build(tmp_path, hub, monkeypatch, revision=revision)
+    assert hub.resolutions == []
+
+
+def test_a_bad_hub_answer_or_lock_file_is_reported(tmp_path, monkeypatch):
+    with pytest.raises(DataError, match=r"WebInstructSub@main.*not a 40-hex commit"):
+        _build(tmp_path, FakeHub("main"), monkeypatch)
+    (tmp_path / "quality_enhancement.lock.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"quality_enhancement\.lock\.json.*not valid JSON"):
+        _build(tmp_path, FakeHub(OLD_SHA), monkeypatch)
+
+
 # --- the paper config -------------------------------------------------------------------------------------
 
 
@@ -219,18 +341,22 @@ def test_paper_config_builds_every_setting_with_table1_counts():
             assert spec["count"] == TABLE1.get((domain, method), 10000), (domain, method)
 
 
-def test_paper_config_hub_revisions_are_pinned_or_listed_as_open():
-    unpinned = set()
+def test_paper_config_hub_revisions_are_pinned_or_resolved_and_locked():
+    resolved = set()
     for domain, methods in CONFIG["seeds"].items():
         for method, spec in methods.items():
             for part in spec["parts"]:
                 revision = part["source"].get("revision")
-                if revision is None:
-                    unpinned.add((domain, method))
+                if isinstance(revision, dict):
+                    assert revision == {"resolve": "main"}, (domain, method, revision)
+                    resolved.add((domain, method, part["source"]["repo"]))
                 else:
                     assert re.fullmatch(r"[0-9a-f]{40}", revision), (domain, method, revision)
-    # WebInstructSub: no commit could be read from here; the build refuses to run until one is set.
-    assert unpinned == {("math", "quality_enhancement"), ("instruction_following", "quality_enhancement")}
+    # WebInstructSub only: no public record of a commit of it was found (docs/seeds.md).
+    assert resolved == {
+        ("math", "quality_enhancement", "TIGER-Lab/WebInstructSub"),
+        ("instruction_following", "quality_enhancement", "TIGER-Lab/WebInstructSub"),
+    }
 
 
 def test_data_card_names_the_upstream_of_a_built_set():

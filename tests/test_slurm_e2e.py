@@ -120,7 +120,7 @@ def _rules_of(comment: str, rules: list[str]) -> set[str]:
 
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory) -> dict[str, Any]:
-    from agorabench.llm.fault_server import FaultServer
+    from servers.fault_server import FaultServer
 
     tmp = tmp_path_factory.mktemp("slurm-e2e")
     shutil.rmtree(ROOT / RESULTS, ignore_errors=True)

@@ -14,8 +14,8 @@ import yaml
 import yte
 
 from agorabench import workflow as wf
-from agorabench.analysis import plan as ap
-from agorabench.plan import SLURM_TOOLS, local_rules, path_without_slurm, summarize_dry_run
+from agorabench.analysis import inputs as ai
+from agorabench.budget import SLURM_TOOLS, local_rules, path_without_slurm, summarize_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles/slurm/config.yaml"
@@ -25,7 +25,7 @@ IN_GPU_GROUPS = {"take_size", "training_data", "score"}
 NETWORK_RULES = {
     "generate_api",
     "score_judged",
-    "intrinsic_judge",
+    "intrinsic_judge_api",
     "materialize_model",
     "materialize_reward_model",
     "prepare_seeds",
@@ -61,7 +61,7 @@ def test_dry_run_needs_no_scheduler_and_lists_the_whole_study(paper):
     predict_rules = {f"predict_{s}" for s in wf.prediction_sets(CONFIG)}  # one inference job per model
     assert sum(n for rule, n in count.items() if rule in predict_rules) == len(wf.inference_jobs(CONFIG))
     assert count["generate_api"] + count["generate_local"] == len(wf.generated_sets(CONFIG))
-    table7 = [p for p in ap.problem_solving_score_paths(CONFIG) if "/evaluation/generators/" in p]
+    table7 = [p for p in ai.problem_solving_score_paths(CONFIG) if "/evaluation/generators/" in p]
     assert count["score"] + count["score_judged"] == len(wf.evaluations(CONFIG)) + len(table7)
 
 
@@ -96,6 +96,34 @@ def test_gpu_counts_come_from_the_study_config(paper):
     assert seen == {("train_student", 4), ("generate_local", 4), ("generate_local", 1), ("predict", 1)}
 
 
+def test_intrinsic_judges_run_one_job_per_set_and_judge_where_their_backend_can(paper):
+    """GPT-4o (API) judges each set on the network partition, Prometheus-2-8x7B (vLLM) on the GPU
+    partition with its tensor-parallel GPUs; every judge of a set has its own job and record."""
+    suffixes = CONFIG["intrinsic"]["judge"]["judges"]
+    sets = ai.intrinsic_sets(CONFIG)
+    placed: dict[str, set[tuple[str, str, int]]] = {}
+    records = []  # the record each job writes, from its wildcards
+    for job in paper["jobs"]:
+        if job["rule"].startswith("intrinsic_judge"):
+            res, wc = job["resources"], job["wildcards"]
+            placed.setdefault(wc["judge"], set()).add(
+                (job["rule"], res["slurm_partition"], res.get("gpu", 0))
+            )
+            where = "/".join(wc[k] for k in ("generator", "domain", "method", "variant"))
+            records.append(
+                f"{CONFIG['results_dir']}/analysis/intrinsic/{where}/n{wc['size']}.judge.{wc['judge']}.json"
+            )
+    tp = CONFIG["judges"][suffixes["prometheus"]]["tensor_parallel_size"]
+    assert tp == 4
+    assert placed == {
+        "gpt4o": {("intrinsic_judge_api", "cpu", 0)},
+        "prometheus": {("intrinsic_judge_local", "h100", tp)},
+    }
+    # one job per (set, judge), and exactly the records Table 8 and Figures 5, 6 read
+    assert len(records) == len(set(records)) == len(sets) * len(suffixes)
+    assert set(records) == {p for p in ai.intrinsic_paths(CONFIG) if ".judge." in p}
+
+
 def test_network_rules_and_the_rest_run_on_cpu(paper):
     for job in paper["jobs"]:
         res = job["resources"]
@@ -119,6 +147,7 @@ def test_site_settings_come_from_the_environment(tmp_path):
     assert by_rule["train_student"] == by_rule["predict_math"] == by_rule["generate_local"] == {"gpu-a100"}
     assert by_rule["predict_baselines"] == {"gpu-a100"}
     assert by_rule["generate_api"] == by_rule["score_judged"] == by_rule["materialize_model"] == {"login"}
+    assert by_rule["intrinsic_judge_api"] == {"login"} and by_rule["intrinsic_judge_local"] == {"gpu-a100"}
     assert by_rule["scores_table"] == {"short"}
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agorabench import workflow as wf
-from agorabench.analysis import plan as ap
+from agorabench.analysis import inputs as ai
 from agorabench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +132,7 @@ def test_paper_dag_plans_offline():
     predicts = sum(counts[f"predict_{s}"] for s in wf.prediction_sets(config))
     assert predicts == len(wf.inference_jobs(config)) == 2 + len(students)  # one job per model
     # + Table 7: each generator scored on the six benchmarks (analysis.problem_solving source generators)
-    table7 = [p for p in ap.problem_solving_score_paths(config) if "/evaluation/generators/" in p]
+    table7 = [p for p in ai.problem_solving_score_paths(config) if "/evaluation/generators/" in p]
     judged7 = sum(1 for p in table7 if p.split("/")[-2] in wf.judged(config))
     assert len(table7) == 6 * 6
     assert counts["score"] + counts["score_judged"] == len(evaluations) + len(table7)

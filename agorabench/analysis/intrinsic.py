@@ -30,6 +30,7 @@ from agorabench.evaluation.judging import JudgeTemplate, fill, load_template
 from agorabench.jsonl import read_jsonl, sha256_text
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
+from agorabench.progress import run_with_progress
 
 SCALE = (1, 5)
 JUDGE_ASPECTS: dict[str, tuple[str, ...]] = {
@@ -111,8 +112,7 @@ def judge_aspect(
     if aspect not in JUDGE_ASPECTS:
         raise ConfigError("intrinsic.judge", f"unknown aspect {aspect!r} (known: {', '.join(JUDGE_ASPECTS)})")
     requests = judge_requests(records, template, aspect=aspect, judge_model=backend.model, sampling=sampling)
-    for _ in store.run(backend, requests):
-        pass
+    run_with_progress(store, backend, requests, desc=f"intrinsic {aspect} judge {backend.model}")
     scores, unparsed, errors = [], 0, 0
     for req in requests:
         comp: Completion | None = store.get(req.id)

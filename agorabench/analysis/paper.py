@@ -138,6 +138,16 @@ def paper_table8_metric_names() -> dict[str, str]:
     return dict(_data()["table8"]["metrics"])
 
 
+def printed_half_units() -> dict[str, Any]:
+    """Half a unit of the last printed digit: table2 and table7 (one number each), table8 (per metric)."""
+    dec = _data()["printed_decimals"]
+    return {
+        "table2": 0.5 * 10.0 ** -dec["table2"],
+        "table7": 0.5 * 10.0 ** -dec["table7"],
+        "table8": {m: 0.5 * 10.0**-d for m, d in dec["table8"].items()},
+    }
+
+
 def paper_fig3() -> dict[str, float]:
     """Figure 3 worked example: base, student, reference and the printed PGR (pgr_printed)."""
     return {k: float(v) for k, v in _data()["figure3"].items()}

@@ -27,6 +27,11 @@ class OLSResult:
     fitted: np.ndarray
 
     @property
+    def adjusted_r_squared(self) -> float:
+        """R^2 adjusted for the number of predictors k: 1 - (1 - R^2)(n - 1)/(n - k - 1)."""
+        return 1.0 - (1.0 - self.r_squared) * (self.n - 1) / (self.n - self.coef.size - 1)
+
+    @property
     def slope(self) -> float:
         if self.coef.size != 1:
             raise ValueError(f"slope is defined for one predictor, this fit has {self.coef.size}")
@@ -173,6 +178,25 @@ def domain_problem_solving(scores: pd.DataFrame, benchmarks: Mapping[str, str]) 
     return pd.DataFrame(cols, index=scores.index)
 
 
+def covered_domains(benchmarks: Mapping[str, str], domains: Sequence[str] = DOMAINS) -> list[str]:
+    """The domains (in `domains` order) that at least one configured benchmark belongs to."""
+    have = set(benchmarks.values())
+    return [d for d in domains if d in have]
+
+
+def _covered_columns(
+    matrix: pd.DataFrame, benchmarks: Mapping[str, str], domains: Sequence[str]
+) -> list[str]:
+    """Domain columns of a Table 2 matrix that have benchmarks; a PGR in any other domain is an error."""
+    covered = covered_domains(benchmarks, domains)
+    if not covered:
+        raise ValueError(f"Figure 4: no configured benchmark belongs to any of the domains {list(domains)}")
+    stray = [d for d in domains if d not in covered and d in matrix.columns and matrix[d].notna().any()]
+    if stray:
+        raise ValueError(f"Figure 4: PGRs in domain(s) {stray}, which no configured benchmark belongs to")
+    return covered
+
+
 def fig4_points(
     matrix: pd.DataFrame,
     problem_solving: pd.DataFrame,
@@ -183,10 +207,12 @@ def fig4_points(
 
     coarse: one row per generator: problem_solving (mean of all benchmarks) and pgr (mean of its
     generator x method x domain PGRs). fine: one row per generator x method x domain: problem_solving
-    (generator's domain mean) and pgr. Undefined (NaN) PGRs are dropped from both.
+    (generator's domain mean) and pgr. Undefined (NaN) PGRs are dropped from both; so are the domains no
+    configured benchmark belongs to (a study of some domains only).
     """
     per_domain = domain_problem_solving(problem_solving, benchmarks)
-    long = matrix[list(domains)].stack().rename("pgr").reset_index()
+    columns = _covered_columns(matrix, benchmarks, domains)
+    long = matrix.reindex(columns=columns).stack().rename("pgr").reset_index()
     long.columns = ["generator", "method", "domain", "pgr"]
     absent = sorted(set(long["generator"]) - set(per_domain.index))
     if absent:
@@ -207,7 +233,8 @@ def intrinsic_features(
 
     `intrinsic`: long frame metric, generator, method, domain, value (e.g. paper_table8()); rows of other
     domains (such as 'average') are ignored. `problem_solving`: generator x domain scores
-    (`domain_problem_solving`), added as column 'problem_solving' when given.
+    (`domain_problem_solving`), added as column 'problem_solving' when given; it is NaN (undefined) for
+    the sets of a domain it has no column for (no benchmark of that domain is configured).
     """
     missing = [c for c in ("metric", "generator", "method", "domain", "value") if c not in intrinsic.columns]
     if missing:
@@ -222,6 +249,7 @@ def intrinsic_features(
         if absent:
             raise ValueError(f"no problem-solving scores for generator(s) {absent}")
         wide["problem_solving"] = [
-            problem_solving.at[g, d] for g, d in zip(keys["generator"], keys["domain"], strict=True)
+            problem_solving.at[g, d] if d in problem_solving.columns else np.nan
+            for g, d in zip(keys["generator"], keys["domain"], strict=True)
         ]
     return wide.astype(float)

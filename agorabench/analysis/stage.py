@@ -436,7 +436,9 @@ def figure5(
 # Which Figure 6 fit reproduces the paper (computed on the paper's own numbers, tests/test_analysis_paper.py)
 FIG6_READING = (
     "The paper's p < 0.001 is reproduced by the one-composite fit (at its R^2 = 0.325 and 54 sets: "
-    "p = 6.8e-06); the F-test on the five PC scores gives p = 0.0016 there."
+    "p = 6.8e-06); the F-test on the five PC scores gives p = 0.0016 there. The printed R^2 = 0.325 "
+    "matches the composite's adjusted R^2 (one predictor; 0.3252 from Table 8's rounded values, whose "
+    "plain R^2 is 0.338): a numerical match, the paper does not say adjusted."
 )
 PAPER_FIG6_POINTS = 54  # the paper's 6 generators x 9 settings
 
@@ -448,6 +450,7 @@ def _fig6_row(name: str, fit: Any, n: int, k: int, why: str, ref: Mapping[str, f
         "n_points": n,
         "predictors": k if fit is not None else None,
         "r_squared": fit.r_squared if fit is not None else None,
+        "adjusted_r_squared": fit.adjusted_r_squared if fit is not None else None,  # k predictors
         "p_value": fit.p_value if fit is not None else None,
         "why_na": why if fit is None else "",
         "paper_r_squared": ref["r_squared"],
@@ -553,17 +556,19 @@ def intrinsic_judge(
     set_path: str,
     *,
     set_meta: Mapping[str, Any],
-    judges: Mapping[str, Mapping[str, Any]],
+    suffix: str,
+    judge: Mapping[str, Any],
     rubrics: Mapping[str, str],
     sampling: Mapping[str, Any],
     max_instances: int | None,
     out_path: str,
     official: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Instruction difficulty and response quality (1-5) of one generated set by each judge. `judges`:
-    metric suffix -> {name: key of `judges`, spec: backend spec, sampling: its own, if any}. `rubrics`:
-    aspect -> the project's rubric file, or (with `official`, the config's `intrinsic.rubrics`) the
-    official evaluators and prompts files. Calls are stored beside the output."""
+    """Instruction difficulty and response quality (1-5) of one generated set by one judge, as metrics
+    `<aspect>_<suffix>`. `judge`: {name: key of `judges`, spec: backend spec, sampling: its own, if any}.
+    `rubrics`: aspect -> the project's rubric file, or (with `official`, the config's `intrinsic.rubrics`)
+    the official evaluators and prompts files. The judge's calls are stored beside the output
+    (`<out>.calls.jsonl`), so a rerun resumes them."""
     from agorabench.llm.factory import make_backend
 
     records = intrinsic.read_set(set_path, max_instances)
@@ -571,17 +576,16 @@ def intrinsic_judge(
         templates = intrinsic.load_official_templates(official, rubrics, set_meta["domain"])
     else:
         templates = {aspect: intrinsic.load_rubric(path, aspect) for aspect, path in rubrics.items()}
-    store = CallStore(Path(out_path).with_name(Path(out_path).name.split(".")[0] + ".judge_calls.jsonl"))
+    store = CallStore(Path(out_path).with_suffix(".calls.jsonl"))
+    own = dict(sampling) | dict(judge.get("sampling") or {})
+    samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
     metrics: dict[str, Any] = {}
-    for suffix, judge in judges.items():
-        own = dict(sampling) | dict(judge.get("sampling") or {})
-        samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
-        with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
-            for aspect, template in templates.items():
-                result = intrinsic.judge_aspect(
-                    backend, records, template, aspect=aspect, sampling=samp, store=store
-                )
-                metrics[f"{aspect}_{suffix}"] = result | {"judge": judge["name"]}
+    with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
+        for aspect, template in templates.items():
+            result = intrinsic.judge_aspect(
+                backend, records, template, aspect=aspect, sampling=samp, store=store
+            )
+            metrics[f"{aspect}_{suffix}"] = result | {"judge": judge["name"]}
     record = {"set": dict(set_meta) | {"path": set_path, "instances": len(records)}, "metrics": metrics}
     write_json(out_path, record)
     return {k: v["unparsed"] for k, v in metrics.items()} | {"instances": len(records)}

@@ -16,6 +16,7 @@ fixed and added to each round's raw win rate (a documented approximation).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from agorabench.analysis.pgr import DOMAIN_ROW_BENCHMARK, DOMAINS, METHODS
 from agorabench.errors import ConfigError, DataError
 from agorabench.jsonl import read_json, read_jsonl
 
+log = logging.getLogger(__name__)
 STABLE, UNSTABLE, UNDEFINED = "ok", "unstable", "undefined"
 POINT_TOLERANCE = 1e-3  # percent: item scores must reproduce score.json's value (rounded to 4 decimals)
 
@@ -78,7 +80,7 @@ def _alpaca_rows(details: list[dict[str, Any]], settings: Mapping[str, Any]) -> 
 
 
 def _arena_rows(details: list[dict[str, Any]], settings: Mapping[str, Any]) -> tuple[list, list]:
-    from agorabench.evaluation.scorers.arena_hard import DEFAULTS, battles
+    from agorabench.evaluation.scorers.arena_hard import DEFAULTS, game_battles
 
     weight = int(settings.get("weight", DEFAULTS["weight"]))
     num, den = [], []
@@ -86,7 +88,7 @@ def _arena_rows(details: list[dict[str, Any]], settings: Mapping[str, Any]) -> t
         if r.get("missing_prediction"):
             got = [0.0] * (2 * weight)  # as the scorer: a missing answer loses both games, strongly
         else:
-            got = [b for g in r.get("games", []) for b in battles(g.get("label"), g["game"], weight)]
+            got = [b for g in r.get("games", []) for b in game_battles(g, weight)]
         num.append(float(sum(got)))
         den.append(float(len(got)))
     return num, den
@@ -172,6 +174,17 @@ def two_sided_p(diff: np.ndarray) -> float:
         return math.nan
     tail = min((d <= 0).sum(), (d >= 0).sum())
     return float(min(1.0, 2.0 * (tail + 1) / (d.size + 1)))
+
+
+def smallest_holm_p(tested: int, rounds: int) -> float:
+    """The smallest Holm-adjusted p a family of `tested` pairs can reach with `rounds` bootstrap rounds:
+    the bootstrap p-value is at least 2 / (rounds + 1), and Holm multiplies the smallest by `tested`."""
+    return min(1.0, tested * 2.0 / (rounds + 1)) if tested else math.nan
+
+
+def rounds_for(tested: int, alpha: float) -> int:
+    """The fewest rounds with which the smallest Holm-adjusted p of `tested` pairs is below `alpha`."""
+    return math.floor(2.0 * tested / alpha)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -413,10 +426,14 @@ def pairwise(
             ca, cb = cells.get((a, method, col)), cells.get((b, method, col))
             if ca is not None and cb is not None:
                 rows.append(_pair_row(method, col, a, b, ca, cb, level))
-    out = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    out["p_holm"] = holm(out["p_value"].to_numpy(float)) if len(out) else []
-    out["significant"] = out["p_holm"] < alpha
-    return out
+    return with_holm(pd.DataFrame(rows, columns=PAIR_COLUMNS), alpha)
+
+
+def with_holm(pairs: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """`p_holm` (Holm over every tested pair of the frame: one family) and `significant` at `alpha`."""
+    pairs["p_holm"] = holm(pairs["p_value"].to_numpy(float)) if len(pairs) else []
+    pairs["significant"] = pairs["p_holm"] < alpha
+    return pairs
 
 
 # From the study's files -----------------------------------------------------------------------------------
@@ -507,38 +524,71 @@ def pgr_intervals(
     return interval_columns(table, study), interval_matrix(cells, matrix, settings["level"])
 
 
-def _verdict(row: Mapping[str, Any], digits: int) -> tuple[str, str]:
-    """The difference cell and the verdict of one pair of the significance view."""
+def _verdict(row: Mapping[str, Any], a: str, b: str, digits: int) -> tuple[str, str]:
+    """The difference cell and the verdict of one pair of a significance view (`a`, `b`: the names)."""
     if row["status"] != STABLE:
         return interval_text(row["difference"], math.nan, math.nan, row["status"], digits), row["status"]
     diff = interval_text(row["difference"], row["diff_low"], row["diff_high"], STABLE, digits)
     if not row["significant"]:
         return diff, "not significant"
-    a, b = row["generator_a"], row["generator_b"]
     return diff, f"{a} beats {b}" if row["difference"] > 0 else f"{b} beats {a}"
+
+
+def _family_head(what: str, pairs: pd.DataFrame, settings: Mapping[str, Any]) -> str:
+    tested = int(pairs["p_value"].notna().sum())
+    head = (
+        f"{what}: paired bootstrap over benchmark items ({settings['rounds']} rounds, "
+        f"{settings['level']:.0%} intervals), two-sided p-values adjusted by Holm over all {tested} tested "
+        f"pairs; significant at {settings['alpha']}: {int(pairs['significant'].sum())}. Pairs with an "
+        "unstable or undefined PGR are not tested."
+    )
+    return head + _resolution_note(tested, settings)
+
+
+def _write_pairs(pairs: pd.DataFrame, settings: Mapping[str, Any], csv_path: str) -> None:
+    """A significance view's CSV; its resolution warning (if any) goes to the job's log too."""
+    note = _resolution_note(int(pairs["p_value"].notna().sum()), settings)
+    if note:
+        log.warning("%s:%s", csv_path, note.replace("**", ""))
+    pairs.to_csv(csv_path, index=False, na_rep="n/a")
+
+
+def _resolution_note(tested: int, settings: Mapping[str, Any]) -> str:
+    """A warning when the rounds are too few for any pair of the family to be significant."""
+    floor = smallest_holm_p(tested, settings["rounds"])
+    if not floor >= settings["alpha"]:
+        return ""
+    need = rounds_for(tested, settings["alpha"])
+    return (
+        f" **With {settings['rounds']} rounds no pair can be significant**: the smallest Holm-adjusted p "
+        f"of {tested} pairs is {floor:.3g} >= {settings['alpha']}; set analysis.bootstrap.rounds to at "
+        f"least {need}."
+    )
+
+
+def _pairs_view(pairs: pd.DataFrame, keys: Mapping[str, str], a: Sequence[str], b: Sequence[str],
+                digits: int) -> pd.DataFrame:  # fmt: skip
+    """The rows of a significance view: `keys` (label -> column) index them; `a`, `b`: the pairs' names."""
+    cells = [_verdict(r, x, y, digits) for r, x, y in zip(pairs.to_dict("records"), a, b, strict=True)]
+    view = pd.DataFrame({label: pairs[col] for label, col in keys.items()} | {
+        "A": list(a), "B": list(b), "A - B": [c for c, _ in cells],
+        "P(A > B)": pairs["p_a_better"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.3f}"),
+        "p (Holm)": pairs["p_holm"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.3g}"),
+        "Verdict": [v for _, v in cells],
+    })  # fmt: skip
+    return view.set_index(list(keys))
 
 
 def significance_markdown(pairs: pd.DataFrame, settings: Mapping[str, Any], digits: int = 1) -> str:
     """The 'which differences are significant' view: one row per pair, the tested family counted."""
     from agorabench.analysis.tables import to_markdown
 
-    tested = int(pairs["p_value"].notna().sum())
-    head = (
-        f"PGR differences between generators in the same Table 2 cell (method x column): paired bootstrap "
-        f"over benchmark items ({settings['rounds']} rounds, {settings['level']:.0%} intervals), two-sided "
-        f"p-values adjusted by Holm over all {tested} tested pairs; significant at {settings['alpha']}: "
-        f"{int(pairs['significant'].sum())}. Pairs with an unstable or undefined PGR are not tested."
-    )
+    what = "PGR differences between generators in the same Table 2 cell (method x column)"
+    head = _family_head(what, pairs, settings)
     if pairs.empty:
         return head + "\n\nNo two generators share a cell.\n"
-    cells = [_verdict(r, digits) for r in pairs.to_dict("records")]
-    view = pd.DataFrame({
-        "Method": pairs["method"], "Column": pairs["column"], "A": pairs["generator_a"],
-        "B": pairs["generator_b"], "A - B": [c for c, _ in cells],
-        "P(A > B)": pairs["p_a_better"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.3f}"),
-        "p (Holm)": pairs["p_holm"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.3g}"),
-        "Verdict": [v for _, v in cells],
-    }).set_index(["Method", "Column"])  # fmt: skip
+    keys = {"Method": "method", "Column": "column"}
+    view = _pairs_view(pairs, keys, list(pairs["generator_a"]), list(pairs["generator_b"]), digits)
     return head + "\n\n" + to_markdown(view)
 
 
@@ -571,7 +621,7 @@ def significance_tables(
         alpha=settings["alpha"],
         level=settings["level"],
     )
-    pairs.to_csv(csv_path, index=False, na_rep="n/a")
+    _write_pairs(pairs, settings, csv_path)
     write_text(Path(md_path), significance_markdown(pairs, settings))
     return {"pairs": len(pairs), "tested": int(pairs["p_value"].notna().sum()),
             "significant": int(pairs["significant"].sum())}  # fmt: skip
@@ -629,10 +679,7 @@ def variant_pairwise(
                 rows.append(
                     {"generator": g, **{k.replace("generator_", "variant_"): v for k, v in row.items()}}
                 )
-    out = pd.DataFrame(rows, columns=VARIANT_PAIR_COLUMNS)
-    out["p_holm"] = holm(out["p_value"].to_numpy(float)) if len(out) else []
-    out["significant"] = out["p_holm"] < alpha
-    return out
+    return with_holm(pd.DataFrame(rows, columns=VARIANT_PAIR_COLUMNS), alpha)
 
 
 def table5_significance(
@@ -651,6 +698,87 @@ def table5_significance(
     settings = bootstrap_settings(spec)
     study = study_from_scores(collect_scores(score_paths), students, benchmarks, eps, settings)
     pairs = variant_pairwise(study, students, ablation, alpha=settings["alpha"])
-    pairs.to_csv(csv_path, index=False, na_rep="n/a")
+    _write_pairs(pairs, settings, csv_path)
+    return {"pairs": len(pairs), "tested": int(pairs["p_value"].notna().sum()),
+            "significant": int(pairs["significant"].sum())}  # fmt: skip
+
+
+# Figure 7: data volume (sizes of the same generator and method) ------------------------------------------
+
+SIZE_PAIR_COLUMNS = ["generator", "variant", *(c.replace("generator_", "size_") for c in PAIR_COLUMNS)]
+
+
+def _sizes_by_setting(students: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[int]]:
+    sizes: dict[tuple[str, str, str], set[int]] = {}
+    for s in students:
+        sizes.setdefault((s["generator"], s["method"], s["variant"]), set()).add(int(s["size"]))
+    return {k: sorted(v) for k, v in sizes.items()}
+
+
+def has_size_pairs(students: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether some generator and method of Figure 7's students was trained at more than one size."""
+    return any(len(v) > 1 for v in _sizes_by_setting(students).values())
+
+
+def size_pairwise(
+    study: StudyDraws,
+    students: Sequence[Mapping[str, Any]],
+    *,
+    domains: Sequence[str] = DOMAINS,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Figure 7's pairs: for each generator, method and column (domains + average), every two sizes' PGR
+    difference, larger (`size_a`) minus smaller (`size_b`): what the extra data bought, paired over items,
+    with Holm's adjustment over the whole figure."""
+    present = [d for d in domains if any(s["domain"] == d for s in students)]
+    columns = [*present, "average"] if len(present) > 1 else present
+    rows = []
+    for (g, method, variant), sizes in _sizes_by_setting(students).items():
+        mine = [s for s in students if (s["generator"], s["method"], s["variant"]) == (g, method, variant)]
+        cells = {n: table_cells(study, mine, variant=variant, size=n, domains=present) for n in sizes}
+        for col, (small, large) in itertools.product(columns, itertools.combinations(sizes, 2)):
+            ca, cb = cells[large].get((g, method, col)), cells[small].get((g, method, col))
+            if ca is not None and cb is not None:
+                row = _pair_row(method, col, str(large), str(small), ca, cb, study.level)
+                named = {k.replace("generator_", "size_"): v for k, v in row.items()}
+                rows.append({"generator": g, "variant": variant, **named, "size_a": large, "size_b": small})
+    return with_holm(pd.DataFrame(rows, columns=SIZE_PAIR_COLUMNS), alpha)
+
+
+def figure7_markdown(pairs: pd.DataFrame, settings: Mapping[str, Any], digits: int = 1) -> str:
+    """Figure 7's 'which size differences are significant' view (A: the larger size, B: the smaller)."""
+    from agorabench.analysis.tables import to_markdown
+
+    what = (
+        "PGR gained by more data (Figure 7: the larger size A minus the smaller B, same generator, method "
+        "and column; sizes are prefixes of one generated pool)"
+    )
+    head = _family_head(what, pairs, settings)
+    if pairs.empty:
+        return head + "\n\nNo generator and method was trained at two sizes.\n"
+    keys = {"Generator": "generator", "Method": "method", "Column": "column"}
+    a, b = ([f"n{n}" for n in pairs[c]] for c in ("size_a", "size_b"))
+    return head + "\n\n" + to_markdown(_pairs_view(pairs, keys, a, b, digits))
+
+
+def figure7_significance(
+    *,
+    score_paths: Sequence[str],
+    students: Sequence[Mapping[str, Any]],
+    benchmarks: Mapping[str, str],
+    eps: float,
+    spec: Mapping[str, Any] | None,
+    csv_path: str,
+    md_path: str,
+) -> dict[str, int]:
+    """Figure 7's significance view: figure7_significance.csv / .md (one row per pair of sizes)."""
+    from agorabench.analysis.pgr import collect_scores
+    from agorabench.jsonl import write_text
+
+    settings = bootstrap_settings(spec)
+    study = study_from_scores(collect_scores(score_paths), students, benchmarks, eps, settings)
+    pairs = size_pairwise(study, students, alpha=settings["alpha"])
+    _write_pairs(pairs, settings, csv_path)
+    write_text(Path(md_path), figure7_markdown(pairs, settings))
     return {"pairs": len(pairs), "tested": int(pairs["p_value"].notna().sum()),
             "significant": int(pairs["significant"].sum())}  # fmt: skip

@@ -29,7 +29,8 @@ from pathlib import Path
 from agorabench.errors import ConfigError, DataError
 from agorabench.jsonl import sha256_text
 from agorabench.llm.base import Backend, Completion, Request, Sampling, TokenLogprobs, request_id
-from agorabench.llm.store import cached_complete
+from agorabench.llm.store import CallStore
+from agorabench.progress import run_with_progress
 
 ROOT = Path(__file__).resolve().parents[2]
 JUDGES_DIR = ROOT / "config" / "judges"
@@ -151,8 +152,14 @@ def judge_request(
 
 
 def run_judge(judge: Backend, requests: Sequence[Request], cache_path: str | Path) -> dict[str, Completion]:
-    """Complete requests through the durable store (already stored ones cost nothing)."""
-    return cached_complete(judge, requests, cache_path) if requests else {}
+    """Complete requests through the durable store (already stored ones cost nothing), behind a progress
+    bar named after the judge and the folder of the store (the benchmark)."""
+    if not requests:
+        return {}
+    store = CallStore(cache_path)
+    desc = f"judge {judge_name(judge)} {Path(cache_path).parent.name}"
+    run_with_progress(store, judge, requests, desc=desc)
+    return {r.id: store.get(r.id) for r in requests}  # type: ignore[misc]
 
 
 def verdict_text(completion: Completion | None) -> str | None:

@@ -4,7 +4,9 @@ One job per model: S_0 and S_ref answer every benchmark, a student its domain's,
 engine start and weights load) for all of them. Each prompt is the user turn of the model's chat template
 (students learned that format in SFT; S_0 and S_ref are prompted the same way so the three are
 comparable). Each benchmark keeps its own predictions file and durable call store beside it, so a killed
-job keeps every answer it finished and a rerun asks only for the rest.
+job keeps every answer it finished and a rerun asks only for the rest. A stored answer is keyed by what
+answered it (`model_identity`: the backend's defining keys and a fingerprint of local weights), so a
+retrained student never gets its predecessor's answers back from the store.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from agorabench.errors import ConfigError
 from agorabench.jsonl import read_jsonl, write_json, write_jsonl
 from agorabench.llm.base import Backend, Request, Sampling, request_id
 from agorabench.llm.factory import make_backend
+from agorabench.llm.identity import model_identity
 from agorabench.llm.store import CallStore
+from agorabench.progress import run_with_progress
 
 
 @dataclass(frozen=True)
@@ -31,10 +35,13 @@ class BenchmarkTask:
     sampling: dict[str, Any]
 
 
-def build_requests(items: list[dict[str, Any]], sampling: Sampling, model_key: str) -> list[Request]:
+def build_requests(
+    items: list[dict[str, Any]], sampling: Sampling, model_key: str, identity: str = ""
+) -> list[Request]:
+    parts = ("predict", model_key, identity) if identity else ("predict", model_key)
     return [
         Request(
-            id=request_id("predict", model_key, item["id"], item["prompt"], sampling),
+            id=request_id(*parts, item["id"], item["prompt"], sampling),
             messages=({"role": "user", "content": item["prompt"]},),
             sampling=sampling,
             meta={"item_id": item["id"]},
@@ -57,14 +64,15 @@ def tasks_from(
     return [BenchmarkTask(b, i, o, sampling[b]) for b, i, o in zip(benchmarks, items, outputs, strict=True)]
 
 
-def predict_benchmark(task: BenchmarkTask, model_key: str, llm: Callable[[], Backend]) -> dict[str, Any]:
+def predict_benchmark(
+    task: BenchmarkTask, model_key: str, llm: Callable[[], Backend], identity: str = ""
+) -> dict[str, Any]:
     items = read_jsonl(task.items_path, required=("id", "prompt"))
-    requests = build_requests(items, Sampling.from_config(task.sampling), model_key)
+    requests = build_requests(items, Sampling.from_config(task.sampling), model_key, identity)
     store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
     reused = sum(r.id in store for r in requests)
     if store.pending(requests):
-        for _ in store.run(llm(), requests):
-            pass
+        run_with_progress(store, llm(), requests, desc=f"{model_key} {task.name}")
     rows = []
     for item, req in zip(items, requests, strict=True):
         c = store.get(req.id)
@@ -121,7 +129,8 @@ def predict_all(
         return engine[0]
 
     try:
-        per_benchmark = {t.name: predict_benchmark(t, model_key, llm) for t in tasks}
+        identity = model_identity(spec)
+        per_benchmark = {t.name: predict_benchmark(t, model_key, llm, identity) for t in tasks}
     finally:
         for b in engine:
             b.close()

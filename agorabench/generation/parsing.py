@@ -56,6 +56,9 @@ _PYTHON_TAGS = {"", "python", "py", "python3"}
 
 
 VALIDATION_MODES = ("strict", "official")
+# Part of the generation rules' params (rules/common.smk): bump when a change to the parser or validators
+# here or in official.py moves numbers (which outputs are accepted, or how they are cleaned).
+PARSER_VERSION = "1"
 
 
 @dataclass(frozen=True)

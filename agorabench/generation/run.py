@@ -16,15 +16,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
 from agorabench.generation.instances import PromptSpec, attempt_seed, build_official_prompt, build_prompt
@@ -32,8 +29,8 @@ from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
 from agorabench.generation.prompts import Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
-from agorabench.llm.batch import batch_price
 from agorabench.llm.store import CallStore
+from agorabench.progress import Progress, cost_usd
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +43,67 @@ DEMONSTRATION_MODES = ("seeds_only", "official")
 
 
 @dataclass(frozen=True)
-class _Job:
+class Setting:
+    """Which pool: one generator in one (domain, method, meta-prompt variant)."""
+
+    generator: str
+    domain: str
+    method: str
+    variant: str
+
+    def __str__(self) -> str:
+        return f"{self.generator} {self.domain}/{self.method}/{self.variant}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many valid instances are asked for, and the calls they may take."""
+
+    n: int
+    max_attempts: int  # calls in all
+    max_attempts_per_instance: int | None = None  # official mode: an index is dropped after this many
+    attempts_per_round: int = 1  # attempts asked at once for every index still missing
+    chunk_size: int = 1024  # requests (and prompts) held at once
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """One pool's generation as one value: the setting, how each request is asked, the budget, the
+    validation and demonstration modes, the price and where the pool, its stats and its call store go."""
+
+    setting: Setting
+    sampling: Sampling
+    seed: int
+    budget: Budget
+    out_path: str
+    stats_path: str
+    store_path: str
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT  # None or "": no system message
+    max_instance_tokens: int | None = None  # the student's chat-format length limit (with count_tokens)
+    validation: str = "strict"
+    demonstrations: str = "seeds_only"
+    pool_block: int | None = None
+    wrap: bool = False  # reuse seeds when n exceeds them (response generation, quality enhancement)
+    price: dict | None = None
+    labels: dict[str, Any] | None = None  # written into the stats as they are (e.g. the template origin)
+    progress: bool = True
+    model_identity: str = ""  # what answers (evaluation.predict.model_identity); part of every request id
+
+
+@dataclass(frozen=True)
+class Materials:
+    """What a pool is made from: the meta-prompt file, the seeds, the theme lists, the length check."""
+
+    template_path: str | Path
+    seeds: list[dict]
+    themes: list[str]
+    first_words: list[str]
+    seeds_name: str = "seeds"  # names the seed source in errors
+    count_tokens: CountTokens | None = None
+
+
+@dataclass(frozen=True)
+class _Attempt:
     spec: PromptSpec
     attempt: int
     request: Request
@@ -80,13 +137,6 @@ class _Ledger:
             self.tokens["output_new"] += comp.output_tokens
 
 
-def cost_usd(input_tokens: int, output_tokens: int, price: dict | None) -> float | None:
-    """Dollars for the tokens at `price` ($ per million input / output tokens); None without a price."""
-    if price is None:
-        return None
-    return input_tokens / 1e6 * price["input_per_mtok"] + output_tokens / 1e6 * price["output_per_mtok"]
-
-
 def _check_price(price: dict | None) -> None:
     if price is None:
         return
@@ -108,6 +158,24 @@ def _check_seeds(seeds: list[dict], seeds_name: str, method: str) -> None:
             raise DataError(seeds_name, f"seed {i}: empty instruction", record=rid)
         if method != "response_generation" and not rec["response"].strip():
             raise DataError(seeds_name, f"seed {i}: empty response ({method} needs one)", record=rid)
+
+
+def _check_job(job: GenerationJob, materials: Materials) -> None:
+    if job.pool_block is not None and (not isinstance(job.pool_block, int) or job.pool_block < 1):
+        raise ConfigError("generation.pool_block", f"must be an integer >= 1, got {job.pool_block!r}")
+    if job.demonstrations not in DEMONSTRATION_MODES:
+        raise ConfigError(
+            "generation.demonstrations",
+            f"{job.demonstrations!r} is not one of {', '.join(DEMONSTRATION_MODES)}",
+        )
+    check_setting(job.setting.domain, job.setting.method, job.setting.variant)
+    _check_price(job.price)
+    _check_seeds(materials.seeds, materials.seeds_name, job.setting.method)
+    b = job.budget
+    n_seeds = len(materials.seeds)
+    _check_counts(
+        b.n, b.max_attempts, b.chunk_size, n_seeds, job.setting.method, job.wrap, materials.seeds_name
+    )
 
 
 def _check_counts(
@@ -136,8 +204,10 @@ def make_request(
     sampling: Sampling,
     seed: int,
     system_prompt: str | None,
+    model_identity: str = "",
 ) -> Request:
-    """The request of attempt `attempt` of a prompt; its id depends only on what is asked."""
+    """The request of attempt `attempt` of a prompt; its id depends only on what is asked and, with
+    `model_identity`, on what answers (so a changed model never replays another's stored completions)."""
     messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": spec.prompt})
     samp = dataclasses.replace(
@@ -145,16 +215,17 @@ def make_request(
     )
     prompt_sha = sha256_text(json.dumps(messages, ensure_ascii=False))
     sampling_sha = sha256_text(json.dumps(dataclasses.asdict(samp), sort_keys=True))
-    rid = request_id(generator, domain, method, variant, spec.index, attempt, prompt_sha, sampling_sha)
+    who = (generator, model_identity) if model_identity else (generator,)
+    rid = request_id(*who, domain, method, variant, spec.index, attempt, prompt_sha, sampling_sha)
     meta = {"generator": generator, "domain": domain, "method": method, "variant": variant}
     meta |= {"index": spec.index, "attempt": attempt, "prompt_sha": prompt_sha}
     return Request(id=rid, messages=tuple(messages), sampling=samp, meta=meta)
 
 
 def _complete(
-    store: CallStore, backend: Backend, jobs: list[_Job]
-) -> Iterator[tuple[_Job, Completion, bool]]:
-    """Each job with its completion and whether it came from the store (stored ones first)."""
+    store: CallStore, backend: Backend, jobs: list[_Attempt]
+) -> Iterator[tuple[_Attempt, Completion, bool]]:
+    """Each attempt with its completion and whether it came from the store (stored ones first)."""
     by_id = {j.request.id: j for j in jobs}
     new_ids = {r.id for r in store.pending([j.request for j in jobs])}
     for job in jobs:
@@ -173,18 +244,7 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 def _run_rounds(
-    ctx: _Context,
-    store: CallStore,
-    backend: Backend,
-    ledger: _Ledger,
-    n: int,
-    max_attempts: int,
-    chunk_size: int,
-    bar: tqdm,
-    price: dict | None,
-    attempts_per_round: int = 1,
-    max_attempts_per_instance: int | None = None,
-    pool_block: int | None = None,
+    ctx: _Context, store: CallStore, backend: Backend, ledger: _Ledger, bar: Progress
 ) -> dict[int, dict]:
     """Retry rounds until every index is valid or the call budget is spent; the valid records by index.
 
@@ -195,29 +255,31 @@ def _run_rounds(
     demonstration pool) at the end of each round, in index order. `pool_block` runs the indices in blocks
     of that many, each to completion, so later blocks draw demonstrations from earlier blocks' instances.
     """
+    budget = ctx.job.budget
+    n, max_attempts, cap = budget.n, budget.max_attempts, budget.max_attempts_per_instance
     valid: dict[int, dict] = {}
     attempts = [0] * n
-    cap = max_attempts_per_instance
-    block = pool_block or max(n, 1)
+    block = ctx.job.pool_block or max(n, 1)
     for first in range(0, n, block):
         pending = list(range(first, min(first + block, n)))
         while pending and ledger.calls < max_attempts:
             slots = [
                 (i, attempts[i] + a)
-                for a in range(attempts_per_round)
+                for a in range(budget.attempts_per_round)
                 for i in pending
                 if cap is None or attempts[i] + a < cap
             ]
-            tried: dict[int, list[tuple[int, Any, _Job]]] = {}
-            for chunk in _chunks(slots[: max_attempts - ledger.calls], chunk_size):
-                jobs = [ctx.job(i, a) for i, a in chunk]
-                for job, comp, from_store in _complete(store, backend, jobs):
+            tried: dict[int, list[tuple[int, Any, _Attempt]]] = {}
+            for chunk in _chunks(slots[: max_attempts - ledger.calls], budget.chunk_size):
+                asked = [ctx.attempt(i, a) for i, a in chunk]
+                for att, comp, from_store in _complete(store, backend, asked):
                     ledger.add(comp, from_store)
-                    parsed = ctx.parse(job, comp)
+                    bar.call(comp, from_store)
+                    parsed = ctx.parse(att, comp)
                     if not parsed.ok:
                         ledger.rejected[parsed.reason] += 1
-                    tried.setdefault(job.spec.index, []).append((job.attempt, parsed, job))
-                    _postfix(bar, ledger, len(valid), price)
+                    tried.setdefault(att.spec.index, []).append((att.attempt, parsed, att))
+                    _postfix(bar, ledger, len(valid))
             failed: list[int] = []
             for i in pending:
                 outcomes = sorted(tried.get(i, []), key=lambda t: t[0])
@@ -229,201 +291,148 @@ def _run_rounds(
                 else:
                     valid[i] = ctx.record(ok[2], ok[1])
                     ctx.grow_pool(valid[i], ok[1])
-                    bar.update(1)
-            _postfix(bar, ledger, len(valid), price)
-            bar.refresh()
+                    bar.advance()
+            _postfix(bar, ledger, len(valid))
             pending = failed
     return valid
 
 
-def generate_set(
-    *,
-    generator: str,
-    backend: Backend,
-    sampling: Sampling,
-    domain: str,
-    method: str,
-    variant: str,
-    template_path: str | Path,
-    seeds: list[dict],
-    themes: list[str],
-    first_words: list[str],
-    n: int,
-    max_attempts: int,
-    seed: int,
-    store_path: str,
-    out_path: str,
-    stats_path: str,
-    count_tokens: CountTokens | None = None,
-    max_tokens: int | None = None,
-    price: dict | None = None,
-    progress: bool = True,
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-    wrap: bool = False,
-    seeds_name: str = "seeds",
-    chunk_size: int = 1024,
-    attempts_per_round: int = 1,
-    validation: str = "strict",
-    demonstrations: str = "seeds_only",
-    max_attempts_per_instance: int | None = None,
-    labels: dict[str, Any] | None = None,
-    pool_block: int | None = None,
-) -> dict:
-    """Generate up to n valid instances with at most `max_attempts` calls; returns the stats ledger.
+def generate(job: GenerationJob, backend: Backend, materials: Materials) -> dict:
+    """Generate up to `job.budget.n` valid instances with at most `job.budget.max_attempts` calls; writes
+    the pool and its stats (the ledger) and returns the stats.
 
-    `count_tokens`/`max_tokens`: the student's chat-format length check (see parsing). `wrap`: reuse seeds
-    when n exceeds them (response generation, quality enhancement). `seeds_name` names the seed source
-    in errors. `chunk_size` bounds how many requests (and prompts) are held at once. `validation`
-    ("strict" | "official"), `demonstrations` ("seeds_only" | "official") and `max_attempts_per_instance`
-    select the modes of config/README.md; `labels` (e.g. the template origin) go into the stats as is.
+    `validation` ("strict" | "official"), `demonstrations` ("seeds_only" | "official") and
+    `max_attempts_per_instance` select the modes of config/README.md.
     """
-    if pool_block is not None and (not isinstance(pool_block, int) or pool_block < 1):
-        raise ConfigError("generation.pool_block", f"must be an integer >= 1, got {pool_block!r}")
-    if demonstrations not in DEMONSTRATION_MODES:
-        raise ConfigError(
-            "generation.demonstrations", f"{demonstrations!r} is not one of {', '.join(DEMONSTRATION_MODES)}"
-        )
-    check_setting(domain, method, variant)
-    _check_price(price)
-    _check_seeds(seeds, seeds_name, method)
-    _check_counts(n, max_attempts, chunk_size, len(seeds), method, wrap, seeds_name)
-    template = load_template(template_path, method)
+    _check_job(job, materials)
+    template = load_template(materials.template_path, job.setting.method)
     if getattr(backend, "mode", "online") == "batch":  # batch price; CallStore.run keeps the batch ledger
-        price = batch_price(price, backend.batch_discount)  # type: ignore[attr-defined]
-        chunk_size = max(chunk_size, max_attempts)  # a round is one wait for its batches, not one per chunk
-    ctx = _Context(
-        generator=generator, domain=domain, method=method, variant=variant, template=template, seeds=seeds,
-        themes=themes, first_words=first_words, seed=seed, sampling=sampling, system_prompt=system_prompt,
-        wrap=wrap, seeds_name=seeds_name, count_tokens=count_tokens, max_tokens=max_tokens,
-        validation=validation, demonstrations=demonstrations,
-    )  # fmt: skip
+        from agorabench.llm.batch import batch_price
+
+        # a round is one wait for its batches, not one per chunk
+        chunk_size = max(job.budget.chunk_size, job.budget.max_attempts)
+        price = batch_price(job.price, backend.batch_discount)  # type: ignore[attr-defined]
+        job = dataclasses.replace(
+            job, price=price, budget=dataclasses.replace(job.budget, chunk_size=chunk_size)
+        )
+    ctx = _Context(job, materials, template)
     ledger = _Ledger()
     started = time.monotonic()
-    desc = f"{generator} {domain}/{method}/{variant}"
-    with tqdm(
-        total=n, desc=desc, unit="inst", file=sys.stderr, disable=not progress, dynamic_ncols=True
-    ) as bar:
-        valid = _run_rounds(
-            ctx,
-            CallStore(store_path),
-            backend,
-            ledger,
-            n,
-            max_attempts,
-            chunk_size,
-            bar,
-            price,
-            attempts_per_round,
-            max_attempts_per_instance,
-            pool_block,
-        )
+    with Progress(
+        job.budget.n, str(job.setting), unit="inst", price=job.price, enabled=job.progress
+    ) as bar:  # instances accepted; calls, tokens and $ of this run (agorabench/progress.py)
+        valid = _run_rounds(ctx, CallStore(job.store_path), backend, ledger, bar)
 
     rows = [valid[i] for i in sorted(valid)]
-    write_jsonl(out_path, rows)
-    stats = _stats(ctx, ledger, n, max_attempts, len(rows), price, time.monotonic() - started)
-    stats |= {"max_attempts_per_instance": max_attempts_per_instance, **(labels or {})}
-    write_json(stats_path, stats)
+    write_jsonl(job.out_path, rows)
+    stats = _stats(ctx, ledger, len(rows), time.monotonic() - started)
+    stats |= {"max_attempts_per_instance": job.budget.max_attempts_per_instance, **(job.labels or {})}
+    write_json(job.stats_path, stats)
     return stats
+
+
+_KEYWORDS = {cls: {f.name for f in fields(cls)} for cls in (Setting, Budget, GenerationJob, Materials)}
+
+
+def generate_set(*, backend: Backend, **keywords: Any) -> dict:
+    """`generate` with the fields of the job's parts as keywords (generator, domain, method, variant,
+    sampling, seed, n, max_attempts, out_path, ..., template_path, seeds, themes, first_words, ...;
+    `max_tokens` is `max_instance_tokens`), for callers that build one set by hand."""
+    if "max_tokens" in keywords:
+        keywords["max_instance_tokens"] = keywords.pop("max_tokens")
+    unknown = sorted(set(keywords) - set().union(*_KEYWORDS.values()))
+    if unknown:
+        raise TypeError(f"generate_set() got unexpected keyword argument(s) {', '.join(unknown)}")
+
+    def part(cls: type) -> dict[str, Any]:
+        return {k: v for k, v in keywords.items() if k in _KEYWORDS[cls]}
+
+    job = GenerationJob(
+        setting=Setting(**part(Setting)), budget=Budget(**part(Budget)), **part(GenerationJob)
+    )
+    return generate(job, backend, Materials(**part(Materials)))
 
 
 @dataclass(frozen=True)
 class _Context:
     """Everything that turns an (index, attempt) into a request and a completion into a pair."""
 
-    generator: str
-    domain: str
-    method: str
-    variant: str
+    job: GenerationJob
+    materials: Materials
     template: Template
-    seeds: list[dict]
-    themes: list[str]
-    first_words: list[str]
-    seed: int
-    sampling: Sampling
-    system_prompt: str | None
-    wrap: bool
-    seeds_name: str
-    count_tokens: CountTokens | None
-    max_tokens: int | None
-    validation: str = "strict"
-    demonstrations: str = "seeds_only"
     pool: list[dict] = field(default_factory=list)  # accepted instances, official demonstration mode
 
-    def job(self, index: int, attempt: int) -> _Job:
-        if self.demonstrations == "official":
+    def attempt(self, index: int, attempt: int) -> _Attempt:
+        job, m, s = self.job, self.materials, self.job.setting
+        if job.demonstrations == "official":
             spec = build_official_prompt(
-                self.template, domain=self.domain, method=self.method, index=index, attempt=attempt,
-                seeds=self.seeds, pool=self.pool, themes=self.themes, first_words=self.first_words,
-                seed=self.seed, wrap=self.wrap, seeds_name=self.seeds_name,
+                self.template, domain=s.domain, method=s.method, index=index, attempt=attempt, seeds=m.seeds,
+                pool=self.pool, themes=m.themes, first_words=m.first_words, seed=job.seed, wrap=job.wrap,
+                seeds_name=m.seeds_name,
             )  # fmt: skip
         else:
             spec = build_prompt(
-                self.template, domain=self.domain, method=self.method, index=index, seeds=self.seeds,
-                themes=self.themes, first_words=self.first_words, seed=self.seed, wrap=self.wrap,
-                seeds_name=self.seeds_name,
+                self.template, domain=s.domain, method=s.method, index=index, seeds=m.seeds, themes=m.themes,
+                first_words=m.first_words, seed=job.seed, wrap=job.wrap, seeds_name=m.seeds_name,
             )  # fmt: skip
         req = make_request(
-            spec, attempt, generator=self.generator, domain=self.domain, method=self.method,
-            variant=self.variant, sampling=self.sampling, seed=self.seed, system_prompt=self.system_prompt,
+            spec, attempt, generator=s.generator, domain=s.domain, method=s.method, variant=s.variant,
+            sampling=job.sampling, seed=job.seed, system_prompt=job.system_prompt,
+            model_identity=job.model_identity,
         )  # fmt: skip
-        return _Job(spec, attempt, req)
+        return _Attempt(spec, attempt, req)
 
-    def record(self, job: _Job, parsed: Parsed) -> dict:
+    def record(self, att: _Attempt, parsed: Parsed) -> dict:
         """A generated-instance record (docs/formats.md)."""
-        spec = job.spec
+        spec, s = att.spec, self.job.setting
         return {
-            "id": f"{self.generator}/{self.domain}/{self.method}/{self.variant}/{spec.index}",
+            "id": f"{s.generator}/{s.domain}/{s.method}/{s.variant}/{spec.index}",
             "instruction": parsed.instruction,
             "response": parsed.response,
             "index": spec.index,
-            "request_id": job.request.id,
+            "request_id": att.request.id,
             "demo_ids": spec.demo_ids,
             "source_id": spec.source_id,
             "theme": spec.theme,
             "first_word": spec.first_word,
         }
 
-    def parse(self, job: _Job, comp: Completion) -> Parsed:
-        source = job.spec.source
+    def parse(self, att: _Attempt, comp: Completion) -> Parsed:
+        source, s = att.spec.source, self.job.setting
         return parse_completion(
-            comp.text or "", domain=self.domain, method=self.method, variant=self.variant,
+            comp.text or "", domain=s.domain, method=s.method, variant=s.variant,
             instruction=source["instruction"] if source is not None else None,
-            finish_reason=comp.finish_reason, count_tokens=self.count_tokens, max_tokens=self.max_tokens,
-            validation=self.validation, prompt=job.spec.prompt,
+            finish_reason=comp.finish_reason, count_tokens=self.materials.count_tokens,
+            max_tokens=self.job.max_instance_tokens, validation=self.job.validation, prompt=att.spec.prompt,
         )  # fmt: skip
 
     def grow_pool(self, record: dict, parsed: Parsed) -> None:
         """An accepted instance-generation output joins the demonstration pool (official mode only)."""
-        if self.demonstrations == "official" and self.method == "instance_generation":
+        if self.job.demonstrations == "official" and self.job.setting.method == "instance_generation":
             instruction, response = parsed.demonstration
             self.pool.append({"id": record["id"], "instruction": instruction, "response": response})
 
 
-def _postfix(bar: tqdm, ledger: _Ledger, n_valid: int, price: dict | None) -> None:
-    post = {"calls": ledger.calls, "valid": f"{n_valid / max(ledger.calls, 1):.0%}"}
-    cost = cost_usd(ledger.tokens["input_new"], ledger.tokens["output_new"], price)
-    if cost is not None:
-        post["$"] = f"{cost:.2f}"
-    bar.set_postfix(post, refresh=False)
+def _postfix(bar: Progress, ledger: _Ledger, n_valid: int) -> None:
+    bar.note(valid=f"{n_valid / max(ledger.calls, 1):.0%}")  # accepted share of every call, stored ones too
 
 
-def _stats(
-    ctx: _Context, ledger: _Ledger, n: int, max_attempts: int, n_valid: int, price: dict | None, wall_s: float
-) -> dict[str, Any]:
-    tok = ledger.tokens
+def _stats(ctx: _Context, ledger: _Ledger, n_valid: int, wall_s: float) -> dict[str, Any]:
+    tok, job = ledger.tokens, ctx.job
+    n, price = job.budget.n, job.price
     return {
-        "generator": ctx.generator,
-        "domain": ctx.domain,
-        "method": ctx.method,
-        "variant": ctx.variant,
+        "generator": job.setting.generator,
+        "domain": job.setting.domain,
+        "method": job.setting.method,
+        "variant": job.setting.variant,
         "template": ctx.template.path,
         "template_sha256": ctx.template.sha,
-        "validation": ctx.validation,
-        "demonstrations": ctx.demonstrations,
+        "validation": job.validation,
+        "demonstrations": job.demonstrations,
         "models": sorted(ledger.models),
         "n": n,
-        "max_attempts": max_attempts,
-        "max_tokens": ctx.max_tokens,
+        "max_attempts": job.budget.max_attempts,
+        "max_tokens": job.max_instance_tokens,
         "valid": n_valid,
         "shortfall": n - n_valid,
         "calls": ledger.calls,

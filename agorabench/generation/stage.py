@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agorabench.errors import ConfigError
 from agorabench.generation.instances import load_themes
+from agorabench.generation.run import (
+    DEFAULT_SYSTEM_PROMPT,
+    Budget,
+    GenerationJob,
+    Materials,
+    Setting,
+    generate,
+)
 from agorabench.jsonl import read_jsonl
 from agorabench.llm.base import Sampling
 from agorabench.llm.factory import make_backend
+from agorabench.llm.identity import model_identity
 
 
 def student_token_counter(student_dir: str, validation: str = "strict") -> Callable[[str, str], int]:
@@ -36,65 +46,92 @@ def theme_lists(
     return load_themes(themes_path)
 
 
-def run_generation(
-    *,
-    generator: str,
-    backend_spec: dict[str, Any],
-    params: dict[str, Any],
-    domain: str,
-    method: str,
-    variant: str,
-    seeds_path: str,
-    template_path: str,
-    themes_path: str,
-    student_dir: str,
-    out_path: str,
-    stats_path: str,
-    system_prompt: str | None = None,
-    attempts_per_round: int = 1,
-) -> dict[str, Any]:
-    # system_prompt None keeps generate_set's default system message.
-    """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
-    from agorabench.generation.run import generate_set
+@dataclass(frozen=True)
+class GenerationTask:
+    """One job of the generate rules: the setting (its wildcards), its params, the generator's backend
+    spec (operational settings included) and its input and output files."""
 
-    themes, first_words = theme_lists(params, themes_path)
-    if domain not in themes:
-        raise ConfigError("generation.themes", f"{themes_path} has no theme list for domain '{domain}'")
+    setting: Setting
+    params: dict[str, Any]
+    backend_spec: dict[str, Any]
+    seeds_path: str
+    template_path: str
+    themes_path: str
+    student_dir: str
+    out_path: str
+    stats_path: str
+
+    @classmethod
+    def from_rule(
+        cls,
+        wildcards: Mapping[str, str],
+        inputs: Mapping[str, str],
+        outputs: Mapping[str, str],
+        params: Mapping[str, Any],
+        backend_spec: Mapping[str, Any],
+    ) -> GenerationTask:
+        """From a rule's named wildcards, inputs and outputs, its `generation` param and the generator's
+        config entry; a local generator's model folder (input `model`) joins the backend spec."""
+        spec = dict(backend_spec) | ({"model_dir": inputs["model"]} if "model" in inputs else {})
+        setting = Setting(
+            wildcards["generator"], wildcards["domain"], wildcards["method"], wildcards["variant"]
+        )
+        return cls(
+            setting, dict(params), spec, seeds_path=inputs["seeds"], template_path=inputs["template"],
+            themes_path=inputs["themes"], student_dir=inputs["student"], out_path=outputs["data"],
+            stats_path=outputs["stats"],
+        )  # fmt: skip
+
+
+def generation_job(task: GenerationTask) -> GenerationJob:
+    """The job its params define: sampling, seed, system prompt, budget, modes, price; the call store
+    lies beside the pool."""
+    params = task.params
     n = int(params["n"])
     validation = params.get("validation", "strict")
     per_instance = params.get("max_attempts_per_instance") if validation == "official" else None
-    budget = n * int(per_instance) if per_instance else max(n, int(n * float(params["max_attempts_factor"])))
-    backend = make_backend(backend_spec, key=f"generators.{generator}")
-    with backend:
-        return generate_set(
-            generator=generator,
-            backend=backend,
-            sampling=Sampling.from_config(params["sampling"]),
-            domain=domain,
-            method=method,
-            variant=variant,
-            template_path=template_path,
-            seeds=read_jsonl(seeds_path, required=("id", "instruction", "response")),
-            themes=themes[domain],
-            first_words=first_words.get(domain, []),
-            n=n,
-            max_attempts=budget,
-            seed=int(params["seed"]),
-            store_path=str(Path(out_path).with_name("calls.jsonl")),
-            out_path=out_path,
-            stats_path=stats_path,
-            count_tokens=student_token_counter(student_dir, validation),
-            max_tokens=int(params["max_instance_tokens"]),
-            price=params.get("price"),
-            **({"system_prompt": system_prompt} if system_prompt is not None else {}),
-            seeds_name=seeds_path,
-            attempts_per_round=attempts_per_round,
-            validation=validation,
-            demonstrations=params.get("demonstrations", "seeds_only"),
-            max_attempts_per_instance=per_instance,
-            pool_block=params.get("pool_block"),
-            labels={"template_origin": params.get("template_origin", "stand-in")} | _list_labels(params),
-        )
+    calls = n * int(per_instance) if per_instance else max(n, int(n * float(params["max_attempts_factor"])))
+    budget = Budget(n, calls, per_instance, attempts_per_round=int(params.get("attempts_per_round", 1)))
+    return GenerationJob(
+        setting=task.setting,
+        sampling=Sampling.from_config(params["sampling"]),
+        seed=int(params["seed"]),
+        budget=budget,
+        out_path=task.out_path,
+        stats_path=task.stats_path,
+        store_path=str(Path(task.out_path).with_name("calls.jsonl")),
+        system_prompt=params.get("system_prompt", DEFAULT_SYSTEM_PROMPT),
+        max_instance_tokens=int(params["max_instance_tokens"]),
+        validation=validation,
+        demonstrations=params.get("demonstrations", "seeds_only"),
+        pool_block=params.get("pool_block"),
+        price=params.get("price"),
+        labels={"template_origin": params.get("template_origin", "stand-in")} | _list_labels(params),
+        model_identity=model_identity(task.backend_spec),
+    )
+
+
+def generation_materials(task: GenerationTask) -> Materials:
+    """The seeds, theme lists, meta-prompt and the student's length check of a task."""
+    themes, first_words = theme_lists(task.params, task.themes_path)
+    domain = task.setting.domain
+    if domain not in themes:
+        raise ConfigError("generation.themes", f"{task.themes_path} has no theme list for domain '{domain}'")
+    return Materials(
+        template_path=task.template_path,
+        seeds=read_jsonl(task.seeds_path, required=("id", "instruction", "response")),
+        themes=themes[domain],
+        first_words=first_words.get(domain, []),
+        seeds_name=task.seeds_path,
+        count_tokens=student_token_counter(task.student_dir, task.params.get("validation", "strict")),
+    )
+
+
+def run_generation(task: GenerationTask) -> dict[str, Any]:
+    """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
+    job, materials = generation_job(task), generation_materials(task)
+    with make_backend(task.backend_spec, key=f"generators.{task.setting.generator}") as backend:
+        return generate(job, backend, materials)
 
 
 def _list_labels(params: dict[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,7 @@ class Backend(ABC):
 
     name: str = "backend"
     model: str = ""
+    price: dict[str, Any] | None = None  # the config entry's `price` ($ per Mtok), set by make_backend
 
     @abstractmethod
     def complete(self, requests: Sequence[Request]) -> Iterator[Completion]: ...

@@ -89,9 +89,12 @@ def make_backend(
             raise ConfigError(f"{key}.{name}", f"is required for backend {kind}")
     mode = spec.get("mode", "online")
     if mode == "online" and "batch" not in spec:
-        return _backend_class(kind)(**args, key=key)
-    from agorabench.llm.batch_factory import make_batch_backend  # batch mode (docs/batch.md)
+        backend = _backend_class(kind)(**args, key=key)
+    else:
+        from agorabench.llm.batch_factory import make_batch_backend  # batch mode (docs/batch.md)
 
-    return make_batch_backend(
-        lambda: _backend_class(kind)(**args, key=key), kind, mode, spec.get("batch"), key
-    )
+        backend = make_batch_backend(
+            lambda: _backend_class(kind)(**args, key=key), kind, mode, spec.get("batch"), key
+        )
+    backend.price = spec.get("price")  # the dollars a progress bar shows (agorabench/progress.py)
+    return backend

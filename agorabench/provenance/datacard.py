@@ -43,10 +43,10 @@ def seed_licenses(source: Mapping[str, Any]) -> list[dict[str, str]]:
     if fmt == "demo":
         return [dict(DEMO_LICENSE)]
     if fmt == "hf":
-        repo = str(source.get("repo"))
-        return [
-            {"upstream": f"{repo}@{source.get('revision', '?')}", "license": HUB_LICENSES.get(repo, UNKNOWN)}
-        ]
+        repo, revision = str(source.get("repo")), source.get("revision", "?")
+        if isinstance(revision, dict):  # {resolve: <branch>}: the commit is in the seed manifest
+            revision = f"{revision.get('resolve')} (resolved at build; see the seed manifest)"
+        return [{"upstream": f"{repo}@{revision}", "license": HUB_LICENSES.get(repo, UNKNOWN)}]
     name = Path(str(source.get("path", ""))).name
     for prefix, upstream in PAPER_SEEDS:
         if fmt == "agora_json" and name.startswith(prefix):

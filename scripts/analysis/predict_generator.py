@@ -1,4 +1,4 @@
-from agorabench.analysis.plan import generator_model_key
+from agorabench.analysis.inputs import generator_model_key
 from agorabench.analysis.problem_solving import predict_generator
 from agorabench.provenance import job
 

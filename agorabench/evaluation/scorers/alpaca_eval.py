@@ -288,6 +288,7 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
 @register
 class AlpacaEvalScorer(Scorer):
     kind = "alpaca_eval"
+    version = "1"  # part of score_judged's params: bump when a change here or in judging.py moves numbers
 
     def score(
         self,

@@ -20,6 +20,13 @@ logistic regression). Bootstrap resamples use numpy's default_rng(seed) and this
 official ones in distribution, not digit for digit.
 
 A missing prediction gives, without a judge call, two strong losses (the verdict a blank answer earns).
+
+Weighted verdicts (setting `verdict: logprobs`, a project extension, not arena-hard-auto's): the judge is
+asked for the letter of the better assistant only (a template such as config/judges/arena_hard_weighted.txt,
+one token), and each game becomes one soft battle, the model's score being the probability of its letter
+among the two (`labels`) in the first generated token's top log-probabilities, as AlpacaEval's weighted
+annotator reads its verdict. Every game with either letter among the top tokens has a verdict, which makes
+a small local judge usable; there are no strong verdicts or ties in that mode.
 """
 
 from __future__ import annotations
@@ -38,7 +45,9 @@ from agorabench.evaluation.judging import (
     judge_sampling,
     load_template,
     run_judge,
+    verdict_logprobs,
     verdict_text,
+    weighted_choice,
 )
 from agorabench.evaluation.scorers.base import Score, Scorer, match_predictions, register, require_str
 from agorabench.llm.base import Backend, Completion, Request, Sampling
@@ -58,7 +67,11 @@ DEFAULTS: dict[str, Any] = {
     "weight": 3,
     "bootstrap_rounds": 100,
     "verdict_regex": None,  # None: the template's regex_pattern (YAML), else VERDICT_REGEX
+    "verdict": "text",  # or "logprobs": one soft battle per game from the verdict letter's probability
+    "top_logprobs": 5,  # with verdict "logprobs"
+    "labels": ["A", "B"],  # with verdict "logprobs": the letters of assistant A and B
 }
+VERDICTS = ("text", "logprobs")
 
 
 def parse_verdict(judgment: str, pattern: re.Pattern[str]) -> tuple[str | None, bool]:
@@ -77,6 +90,13 @@ def battles(label: str | None, game: str, weight: int) -> list[float]:
     if label not in MODEL_SCORE[game]:
         return []
     return [MODEL_SCORE[game][label]] * (weight if label in STRONG else 1)
+
+
+def game_battles(game: dict[str, Any], weight: int) -> list[float]:
+    """The battles of one game as details.jsonl records it (a weighted verdict: its one soft battle)."""
+    if "model_score" in game:
+        return [float(game["model_score"])]
+    return battles(game.get("label"), game["game"], weight)
 
 
 def bradley_terry_winrate(scores: Sequence[float]) -> float:
@@ -103,6 +123,14 @@ def _settings(given: dict[str, Any]) -> dict[str, Any]:
         low = 0 if key == "bootstrap_rounds" else 1
         if not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < low:
             raise ConfigError(f"arena_hard.{key}", f"must be an integer >= {low}, got {s[key]!r}")
+    if s["verdict"] not in VERDICTS:
+        raise ConfigError("arena_hard.verdict", f"{s['verdict']!r} is not one of {', '.join(VERDICTS)}")
+    k = s["top_logprobs"]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 20:
+        raise ConfigError("arena_hard.top_logprobs", f"must be an integer in [1, 20], got {k!r}")
+    labels = s["labels"]
+    if not (isinstance(labels, list) and len(labels) == 2 and all(isinstance(x, str) and x for x in labels)):
+        raise ConfigError("arena_hard.labels", f"must be two non-empty strings, got {labels!r}")
     return s
 
 
@@ -158,6 +186,7 @@ class _Games:
 @register
 class ArenaHardScorer(Scorer):
     kind = "arena_hard"
+    version = "1"  # part of score_judged's params: bump when a change here or in judging.py moves numbers
 
     def score(
         self,
@@ -176,10 +205,38 @@ class ArenaHardScorer(Scorer):
         regex = s["verdict_regex"] or template.regex_pattern or VERDICT_REGEX
         rows, games = _games(items, predictions, source)
         sampling = judge_sampling(s["temperature"], s["max_tokens"])
-        state = _Games(judge, template, sampling, _compile(regex), cache_path).run(games, s["attempts"])
+        if s["verdict"] == "logprobs":
+            state = _weighted_games(judge, template, sampling, games, cache_path, s)
+        else:
+            state = _Games(judge, template, sampling, _compile(regex), cache_path).run(games, s["attempts"])
         meta = {"judge": judge_name(judge), "judge_template": template.source,
                 "judge_template_sha256": template.sha256, "seed": seed}  # fmt: skip
         return _score(rows, state, s, seed, {**meta, **s, "verdict_regex": regex})
+
+
+def _weighted_games(
+    judge: Backend,
+    template: JudgeTemplate,
+    sampling: Sampling,
+    games: dict[tuple[str, str], dict[str, str]],
+    cache: str,
+    s: dict[str, Any],
+) -> dict[tuple[str, str], dict]:
+    """One call per game; `soft` is the model's score in its one battle (absent: no verdict)."""
+    reqs = {k: judge_request(judge, template, k[0], k[1], v, sampling, top_logprobs=s["top_logprobs"])
+            for k, v in games.items()}  # fmt: skip
+    done = run_judge(judge, list(reqs.values()), cache)
+    state = {}
+    for (item, game), req in reqs.items():
+        completion = done.get(req.id)
+        text, first = verdict_text(completion), verdict_logprobs(completion)
+        shown = None if first is None else weighted_choice(first, s["labels"])  # in [1, 2]: 2 = B
+        st: dict[str, Any] = {"judgment": text or "", "label": None, "error": text is None}
+        if shown is not None:
+            p_b = shown - 1.0
+            st["soft"] = p_b if game == "baseline_first" else 1.0 - p_b  # the model is B in game 1
+        state[(item, game)] = st
+    return state
 
 
 def _games(
@@ -219,10 +276,11 @@ def _score(
         games = []
         for game in GAMES:
             st = state[(r["id"], game)]
-            got = battles(st["label"], game, s["weight"])
+            got = [st["soft"]] if "soft" in st else battles(st["label"], game, s["weight"])
             _count(counts, st, got)
             all_battles += got
-            games.append({"game": game, "label": st["label"], "judgment": st["judgment"].strip()})
+            games.append({"game": game, "label": st["label"], "judgment": st["judgment"].strip()}
+                         | ({"model_score": st["soft"]} if "soft" in st else {}))  # fmt: skip
         per_item.append({"id": r["id"], "missing_prediction": False, "games": games})
     return Score(
         kind="arena_hard", metric="win_rate_vs_baseline",
@@ -243,8 +301,7 @@ def _count(counts: dict[str, int], st: dict[str, Any], got: list[float]) -> None
         counts["judge_unparsed"] += 1
         return
     counts["strong_verdicts"] += st["label"] in STRONG
-    key = {1.0: "wins", 0.0: "losses", 0.5: "ties"}[got[0]]
-    counts[key] += 1
+    counts["ties" if got[0] == 0.5 else "wins" if got[0] > 0.5 else "losses"] += 1
 
 
 def _rounded(ci: tuple[float, float] | None) -> tuple[float, float] | None:

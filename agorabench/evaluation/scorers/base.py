@@ -50,6 +50,7 @@ class Score:
 
 class Scorer(ABC):
     kind: str = ""
+    version: str  # each kind's own (a rule param): bumped when a change to the scorer moves numbers
 
     @abstractmethod
     def score(

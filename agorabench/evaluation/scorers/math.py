@@ -342,6 +342,7 @@ def answers_match(gold: str, pred: str, verifier: MathVerifier) -> tuple[bool, s
 @register
 class MathScorer(Scorer):
     kind = "math"
+    version = "1"  # part of the score rules' params: bump when a change here moves numbers
     defaults: dict[str, Any] = {"mode": "flexible", "verify_timeout_s": 5}  # noqa: RUF012
 
     def score(

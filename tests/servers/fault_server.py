@@ -17,7 +17,7 @@ client gave up on, so a provider would bill it too; it is counted apart as "slow
 
 The batch endpoints of both providers (files, batches, results) are in batch_server.py.
 
-    python -m agorabench.llm.fault_server --port 8009 --latency-s 0.05 --rate-429 0.1
+    PYTHONPATH=tests python -m servers.fault_server --port 8009 --latency-s 0.05 --rate-429 0.1
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(obj).encode(), headers)
 
     def do_GET(self) -> None:
-        from agorabench.llm import batch_server  # the batch endpoints (OpenAI and Anthropic)
+        from . import batch_server  # the batch endpoints (OpenAI and Anthropic)
 
         if batch_server.handle(self, "GET", b""):
             return
@@ -184,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        from agorabench.llm import batch_server
+        from . import batch_server
 
         if batch_server.handle(self, "POST", raw):
             return

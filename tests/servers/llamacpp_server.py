@@ -17,8 +17,9 @@ other ran 10-50x slower (benchmarks/RESULTS.md, llama-cpp). The server's output 
 
 Command line: serve until Ctrl-C, or run a command with `{url}` replaced and stop the server after it:
 
-    python -m agorabench.llm.llamacpp_server
-    python -m agorabench.llm.llamacpp_server -- python benchmarks/generation_throughput.py --base-url {url}
+    PYTHONPATH=tests python -m servers.llamacpp_server
+    PYTHONPATH=tests python -m servers.llamacpp_server -- \
+        python benchmarks/generation_throughput.py --base-url {url}
 """
 
 from __future__ import annotations

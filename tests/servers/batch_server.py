@@ -25,7 +25,7 @@ from email.parser import BytesParser
 from email.policy import default as email_policy
 from typing import Any
 
-from agorabench.llm import fault_server as fs
+from . import fault_server as fs
 
 
 @dataclass(frozen=True)

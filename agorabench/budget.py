@@ -1,6 +1,6 @@
 """What a study will cost, before anything runs: API dollars per generator and judge, GPU-hours per stage.
 
-    python -m agorabench.plan --config config/config.yaml [--json plan.json]      (or: make plan)
+    agorabench plan --config config/config.yaml [--json plan.json]      (or: make plan)
 
 Estimates, not quotes. Every assumption is a named constant below, with where it comes from:
 
@@ -12,11 +12,23 @@ Estimates, not quotes. Every assumption is a named constant below, with where it
 - Output tokens per request: one generated instance is assumed as long as a seed instance of its setting
   (instance generation and quality enhancement write an instruction and a response, response generation
   a response), measured on the seeds when readable, else SEED_TOKENS.
-- Calls per pool: n / valid rate, the valid rate observed in an existing `pool.stats.json` of the study
-  or else ASSUMED_VALID_RATE; capped at max_attempts_factor x n (the most a pool can cost).
-- GPU time is FLOPs over (efficiency x H100 peak): SFT 6 x params x tokens at SFT_MFU; inference and
-  local generation 2 x params per prompt token at PREFILL_EFFICIENCY and per output token at
-  DECODE_EFFICIENCY; plus LOAD_MINUTES per job for starting an engine and loading weights.
+- Calls per pool follow the configured attempt budget, with an acceptance rate p per call: the rate observed
+  in an existing `pool.stats.json` of the study, else `generation.assumed_acceptance_rate` (an assumption,
+  documented in the config), else ASSUMED_VALID_RATE. `validation: official` tries each instance until it
+  is accepted, at most max_attempts_per_instance (K) times: n x (1 - (1-p)^K) / p expected calls (about
+  n / p), at most n x K. `strict` spends at most max_attempts_factor x n calls on the whole pool:
+  min(n / p, that cap). The cap (the most a pool can cost) is printed beside the expectation.
+- GPU time is FLOPs over (efficiency x H100 peak): SFT 6 x params x tokens at SFT_MFU, once per training
+  seed (a seed study's extra seeds are trained too); inference, local generation and local (vLLM,
+  transformers) intrinsic judges 2 x params per prompt token at PREFILL_EFFICIENCY and per output token at
+  DECODE_EFFICIENCY; plus LOAD_MINUTES per job (x tensor_parallel_size GPUs) for starting an engine and
+  loading weights. A mixture of experts named NxMB (Mixtral, Prometheus-2-8x7B) counts N x M parameters
+  when decoding (batched decoding reads every expert) and MOE_ACTIVE_EXPERTS x M in prefill (compute).
+- An intrinsic judge writes min(INTRINSIC_OUTPUT_TOKENS, its max_tokens) tokens per call; its max_tokens is
+  the judge's own `sampling` over `intrinsic.judge.sampling`, as the intrinsic_judge job merges them. One
+  judge job (one engine start) per main generated set.
+- The generation system prompt is priced as sent: `generation.system_prompt`, or DEFAULT_SYSTEM_PROMPT of
+  agorabench/generation/run.py when the key is absent (an empty one sends none).
 """
 
 from __future__ import annotations
@@ -45,7 +57,9 @@ H100_BF16_PEAK_FLOPS = 989e12  # dense bf16, H100 SXM
 SFT_MFU = 0.35  # full fine-tuning with packing and gradient checkpointing (recompute lowers model FLOPs use)
 PREFILL_EFFICIENCY = 0.40  # vLLM prompt processing: compute bound
 DECODE_EFFICIENCY = 0.10  # vLLM batched decoding: memory bound even at large batch
-LOAD_MINUTES = {"predict": 2.0, "generate": 5.0, "intrinsic": 3.0}  # engine start + weights, per job
+# engine start + weights, per job: student inference, generation, intrinsic models, a local intrinsic judge
+LOAD_MINUTES = {"predict": 2.0, "generate": 5.0, "intrinsic": 3.0, "intrinsic_judge": 5.0}
+MOE_ACTIVE_EXPERTS = 2  # Mixtral-style NxMB models route each token to 2 of their N experts
 # Seed instance length (tokens of instruction, response) per setting, measured on the AgoraBench seed
 # samples of neulab/data-agora (libs/data-agora/tests/seed_data, 20 records a file; shared/data/agora-seed).
 # Code quality enhancement (CoNaLa) has no sample there: the code instance-generation seeds stand in.
@@ -86,22 +100,50 @@ def tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def params_of(config: dict[str, Any], model_key: str) -> float:
-    """Parameters of a `models` entry, read from its name (e.g. Llama-3.1-70B-Instruct -> 70e9)."""
+def _size_of(config: dict[str, Any], model_key: str) -> tuple[int, float]:
+    """(experts, parameters per expert) of a `models` entry from its name: Llama-3.1-70B -> (1, 70e9),
+    prometheus-8x7b -> (8, 7e9)."""
     spec = config["models"][model_key]
     name = " ".join(str(v) for v in (spec.get("hub"), spec.get("gguf", {}).get("file"), model_key) if v)
-    m = re.search(r"(\d+(?:\.\d+)?)\s*([BM])\b", name.replace("-", " ").replace("_", " "), flags=re.I)
+    pattern = r"(?:(\d+)\s*x\s*)?(\d+(?:\.\d+)?)\s*([BM])\b"
+    m = re.search(pattern, name.replace("-", " ").replace("_", " "), flags=re.I)
     if not m:
         raise AgoraBenchError(f"cannot tell the size of model '{model_key}' from its name ({name})")
-    return float(m.group(1)) * (1e9 if m.group(2).upper() == "B" else 1e6)
+    return int(m.group(1) or 1), float(m.group(2)) * (1e9 if m.group(3).upper() == "B" else 1e6)
 
 
-def gpu_hours(prompt_tokens: float, output_tokens: float, params: float) -> float:
-    """Inference GPU-hours: 2 x params FLOPs per token, prefill and decode at their efficiencies."""
-    flops_per_token = 2 * params
-    seconds = prompt_tokens * flops_per_token / (PREFILL_EFFICIENCY * H100_BF16_PEAK_FLOPS)
-    seconds += output_tokens * flops_per_token / (DECODE_EFFICIENCY * H100_BF16_PEAK_FLOPS)
+def params_of(config: dict[str, Any], model_key: str) -> float:
+    """Parameters of a `models` entry, read from its name (e.g. Llama-3.1-70B-Instruct -> 70e9; a mixture
+    of experts NxMB: all N x M)."""
+    experts, size = _size_of(config, model_key)
+    return experts * size
+
+
+def active_params_of(config: dict[str, Any], model_key: str) -> float:
+    """Parameters one token goes through: all of a dense model's, MOE_ACTIVE_EXPERTS experts of an NxMB."""
+    experts, size = _size_of(config, model_key)
+    return min(experts, MOE_ACTIVE_EXPERTS) * size
+
+
+def gpu_hours(
+    prompt_tokens: float, output_tokens: float, params: float, active: float | None = None
+) -> float:
+    """Inference GPU-hours: 2 x params FLOPs per token, prefill and decode at their efficiencies. `active`:
+    the parameters a prompt token goes through when fewer than `params` (a mixture of experts)."""
+    prefill = prompt_tokens * 2 * (params if active is None else active)
+    seconds = prefill / (PREFILL_EFFICIENCY * H100_BF16_PEAK_FLOPS)
+    seconds += output_tokens * 2 * params / (DECODE_EFFICIENCY * H100_BF16_PEAK_FLOPS)
     return seconds / 3600
+
+
+def local_gpu_hours(
+    config: dict[str, Any], spec: dict[str, Any], prompt_tokens: float, output_tokens: float, load: str
+) -> float:
+    """GPU-hours of one job of a local model (`spec`: a generator or judge entry): its tokens, and one
+    engine start of LOAD_MINUTES[load] on each of its tensor_parallel_size GPUs."""
+    key = spec["model"]
+    hours = gpu_hours(prompt_tokens, output_tokens, params_of(config, key), active_params_of(config, key))
+    return hours + LOAD_MINUTES[load] * spec.get("tensor_parallel_size", 1) / 60
 
 
 def sft_gpu_hours(train_tokens: float, params: float) -> float:
@@ -162,6 +204,8 @@ class Plan:
     inference: dict[str, float] = field(default_factory=dict)  # per-model jobs against per-benchmark jobs
     paper: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    attempts: str = ""  # the attempt budget the calls follow (attempt_budget)
+    assumed_rate: float = ASSUMED_VALID_RATE  # acceptance rate where none was observed or given
 
 
 def _readable_seeds(source: dict[str, Any]) -> bool:
@@ -177,10 +221,11 @@ def pool_tokens(
     """(prompt tokens, output tokens) per request of one pool, and whether they were rendered or assumed."""
     from agorabench.generation.instances import build_prompt, load_themes
     from agorabench.generation.prompts import load_template
+    from agorabench.generation.run import DEFAULT_SYSTEM_PROMPT
 
     gen = config["generation"]
     template = load_template(wf.planning_template(config, variant, domain, method), method)
-    system = gen.get("system_prompt") or ""
+    system = gen.get("system_prompt", DEFAULT_SYSTEM_PROMPT) or ""  # what the generation stage sends
     overhead = tokens(system) + CHAT_OVERHEAD_TOKENS
     source = config["seeds"][domain][method]
     if _readable_seeds(source):
@@ -232,8 +277,40 @@ def observed_valid_rate(
     return stats.get("valid", 0) / calls if calls else None
 
 
+def expected_attempts(rate: float, cap: int, per_round: int = 1) -> float:
+    """Expected calls for one instance tried until accepted, at most `cap` attempts, `per_round` at a time
+    (a round's attempts are all paid even when the first is accepted); independent acceptance `rate`."""
+    calls, tried = 0.0, 0
+    while tried < cap:
+        slots = min(per_round, cap - tried)
+        calls += (1 - rate) ** tried * slots  # P(still pending after `tried` attempts) x this round's calls
+        tried += slots
+    return calls
+
+
+def pool_calls(config: dict[str, Any], n: int, rate: float) -> tuple[float, int]:
+    """(expected calls, cap) of one pool of n instances under the configured attempt budget."""
+    gen = config["generation"]
+    if gen.get("validation", "strict") == "official":
+        per_instance = int(gen.get("max_attempts_per_instance", 10))
+        per_round = int(gen.get("attempts_per_round", 1))
+        return n * expected_attempts(rate, per_instance, per_round), n * per_instance
+    cap = max(n, math.ceil(float(gen.get("max_attempts_factor", 2.0)) * n))
+    return min(n / rate, cap), cap
+
+
+def attempt_budget(config: dict[str, Any]) -> str:
+    """The attempt budget in words, as the plan's basis prints it."""
+    gen = config["generation"]
+    if gen.get("validation", "strict") == "official":
+        k, r = gen.get("max_attempts_per_instance", 10), gen.get("attempts_per_round", 1)
+        return f"official: each instance until accepted, at most {k} attempts ({r} per round); cap n x {k}"
+    factor = gen.get("max_attempts_factor", 2.0)
+    return f"strict: the pool until n are valid, at most {factor} x n calls (max_attempts_factor)"
+
+
 def estimate_pools(config: dict[str, Any], valid_rate: float | None = None) -> list[PoolEstimate]:
-    factor = config["generation"].get("max_attempts_factor", 2.0)
+    assumed = config["generation"].get("assumed_acceptance_rate", ASSUMED_VALID_RATE)
     cache: dict[tuple[str, str, str], tuple[float, float, str]] = {}
     pools = []
     for g, d, m, v in wf.generated_sets(config):
@@ -242,17 +319,14 @@ def estimate_pools(config: dict[str, Any], valid_rate: float | None = None) -> l
             cache[(d, m, v)] = pool_tokens(config, d, m, v, n)
         prompt, output, source = cache[(d, m, v)]
         observed = observed_valid_rate(config, g, d, m, v)
-        rate = valid_rate or observed or ASSUMED_VALID_RATE
+        rate = valid_rate or observed or assumed
         rate_source = "given" if valid_rate else ("observed" if observed else "assumed")
-        cap = math.ceil(factor * n)
+        calls, cap = pool_calls(config, n, rate)
         spec = config["generators"][g]
-        est = PoolEstimate(g, d, m, v, n, prompt, output, source, rate, rate_source, min(n / rate, cap), cap)
+        est = PoolEstimate(g, d, m, v, n, prompt, output, source, rate, rate_source, calls, cap)
         est.local = wf.is_local(spec)
         if est.local:
-            est.gpu_hours = gpu_hours(
-                est.calls * prompt, est.calls * output, params_of(config, spec["model"])
-            )
-            est.gpu_hours += LOAD_MINUTES["generate"] * spec.get("tensor_parallel_size", 1) / 60
+            est.gpu_hours = local_gpu_hours(config, spec, est.calls * prompt, est.calls * output, "generate")
         else:
             est.usd = api_cost(est.calls, prompt, output, spec.get("price"))
             est.usd_cap = api_cost(cap, prompt, output, spec.get("price"))
@@ -297,10 +371,11 @@ def _judge_prompt_tokens(config: dict[str, Any], kind: str, domain: str) -> floa
 def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
     """The whole study's estimate; `valid_rate` overrides observed and assumed valid rates."""
     wf.check_config(config)
-    plan = Plan(pools=estimate_pools(config, valid_rate))
+    plan = Plan(pools=estimate_pools(config, valid_rate), attempts=attempt_budget(config))
+    plan.assumed_rate = config["generation"].get("assumed_acceptance_rate", ASSUMED_VALID_RATE)
     for p in plan.pools:
         row = plan.generators.setdefault(
-            p.generator, {"usd": 0.0, "usd_cap": 0.0, "gpu_hours": 0.0, "calls": 0.0}
+            p.generator, {"usd": 0.0, "usd_cap": 0.0, "gpu_hours": 0.0, "calls": 0.0, "calls_cap": 0}
         )
         row["usd"] += p.usd
         row["usd_cap"] += p.usd_cap
@@ -308,6 +383,7 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
             row["usd_batch"] = row.get("usd_batch", 0.0) + p.usd_batch
         row["gpu_hours"] += p.gpu_hours
         row["calls"] += p.calls
+        row["calls_cap"] += p.max_calls
         if p.local:  # what the paper's Table 3 API-equivalent price would charge for the same tokens
             price = config["generators"][p.generator].get("price")
             row["usd_api_equivalent"] = row.get("usd_api_equivalent", 0.0) + api_cost(
@@ -316,9 +392,9 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
     students = wf.students(config)
     student_params = params_of(config, config["student"]["base"])
     epochs = config["training"]["epochs"]
+    runs = [*students, *(r.student for r in wf.extra_replicates(config))]  # one SFT per training seed
     sft = sum(
-        sft_gpu_hours(s.size * _instance_tokens(config, plan.pools, s) * epochs, student_params)
-        for s in students
+        sft_gpu_hours(s.size * _instance_tokens(config, plan.pools, s) * epochs, student_params) for s in runs
     )
     if wf.reference_is_trained(config):
         plan.notes.append("S_ref is trained: its SFT is not included (its data size is not known in advance)")
@@ -342,11 +418,12 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
     # One engine start per inference job: one job per model (all of its benchmarks), not per benchmark.
     plan.inference = _inference_jobs(config, infer)
     infer = plan.inference["gpu_hours"]
-    intrinsic_hours = _intrinsic(config, plan, judge_calls, student_params)
+    intrinsic_hours, judge_hours = _intrinsic(config, plan, judge_calls, student_params)
     for judge, (calls, tin, tout) in judge_calls.items():
         spec = config["judges"][judge]
         usd = api_cost(1, tin, tout, spec.get("price") or _judge_price(config, spec))
         plan.judges[judge] = {"calls": calls, "prompt_tokens": tin, "output_tokens": tout, "usd": usd}
+        plan.judges[judge]["gpu_hours"] = judge_hours.get(judge, 0.0)
         discount = batch_discount(spec | {"price": spec.get("price") or _judge_price(config, spec)})
         if discount is not None:
             plan.judges[judge]["usd_batch"] = usd * (1 - discount)
@@ -356,10 +433,12 @@ def estimate(config: dict[str, Any], valid_rate: float | None = None) -> Plan:
         "sft (students)": sft,
         "inference (students, S_0, S_ref)": infer,
         "intrinsic metrics (perplexity, reward model)": intrinsic_hours,
+        "intrinsic judges (local vLLM, transformers)": sum(judge_hours.values()),
     }
     plan.gpu_hours["total"] = sum(plan.gpu_hours.values())
     plan.jobs = {
         "students": len(students),
+        "extra_training_runs": len(runs) - len(students),  # a seed study's other training seeds
         "evaluations": len(evals),
         "generated_sets": len(plan.pools),
         "inference_jobs": int(plan.inference["jobs"]),
@@ -390,35 +469,51 @@ def _judge_price(config: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]
     return None
 
 
+def _judge_max_tokens(config: dict[str, Any], judge: str) -> int:
+    """An intrinsic judge's max_tokens as its job runs it: its own sampling over the section's."""
+    from agorabench.analysis.inputs import judge_sampling
+
+    own = config["judges"][judge].get("sampling") or {}
+    return int({**judge_sampling(config), **own}["max_tokens"])
+
+
 def _intrinsic(
     config: dict[str, Any], plan: Plan, judge_calls: dict[str, list[float]], student_params: float
-) -> float:
-    """Intrinsic metrics of the main sets: judge calls (added to judge_calls) and GPU-hours of the models."""
+) -> tuple[float, dict[str, float]]:
+    """Intrinsic metrics of the main sets: judge calls (added to judge_calls), GPU-hours of the models, and
+    GPU-hours per local judge (one job per set and judge)."""
     section = config.get("intrinsic")
     main = config["experiments"].get("main")
+    judge_hours: dict[str, float] = {}
     if not section or not main:
-        return 0.0
+        return 0.0, judge_hours
     mv, ms = main["variants"][0], int(main["sizes"][0])
     pools = [p for p in plan.pools if p.generator in main["generators"] and p.variant == mv]
     rubrics = Path(section.get("rubrics_dir", "config/intrinsic"))
     rubric_tokens = sum(
         tokens(f.read_text()) if (f := rubrics / f"{a}.txt").is_file() else 200 for a in INTRINSIC_ASPECTS
     )
-    out = min(INTRINSIC_OUTPUT_TOKENS, section.get("judge", {}).get("sampling", {}).get("max_tokens", 512))
+    judges = list((section.get("judge") or {}).get("judges", {}).values())  # one job per suffix
+    out = {j: min(INTRINSIC_OUTPUT_TOKENS, _judge_max_tokens(config, j)) for j in judges}
     hours = 0.0
     for pool in pools:
         n = min(section.get("max_instances") or ms, ms)
         student = wf.Student(pool.generator, pool.domain, pool.method, pool.variant, ms)
         per_instance = _instance_tokens(config, plan.pools, student)
-        for judge in section.get("judge", {}).get("judges", {}).values():
+        for judge in judges:
             acc = judge_calls.setdefault(judge, [0.0, 0.0, 0.0])
             calls = len(INTRINSIC_ASPECTS) * n
+            prompt = calls * (per_instance + CHAT_OVERHEAD_TOKENS) + n * rubric_tokens
             acc[0] += calls
-            acc[1] += calls * (per_instance + CHAT_OVERHEAD_TOKENS) + n * rubric_tokens
-            acc[2] += calls * out
+            acc[1] += prompt
+            acc[2] += calls * out[judge]
+            spec = config["judges"][judge]
+            if wf.is_local(spec):
+                job = local_gpu_hours(config, spec, prompt, calls * out[judge], "intrinsic_judge")
+                judge_hours[judge] = judge_hours.get(judge, 0.0) + job
         models = 1 + (0 if section.get("reward_model", {}).get("disabled") else 1)  # perplexity LM + RM
         hours += models * gpu_hours(n * per_instance, 0, student_params) + LOAD_MINUTES["intrinsic"] / 60
-    return hours
+    return hours, judge_hours
 
 
 def paper_comparison(config: dict[str, Any], plan: Plan) -> dict[str, Any]:
@@ -480,12 +575,14 @@ def render_text(plan: Plan, config_path: str) -> str:
     for g, r in plan.generators.items():
         equivalent = f"{r['usd_api_equivalent']:,.0f}" if "usd_api_equivalent" in r else ""
         money = [f"{r['usd']:,.0f}", _batch_usd(r), f"{r['usd_cap']:,.0f}"]
-        rows.append([g, f"{r['calls']:,.0f}", *money, f"{r['gpu_hours']:,.1f}", equivalent])
+        calls = [f"{r['calls']:,.0f}", f"{r['calls_cap']:,.0f}"]
+        rows.append([g, *calls, *money, f"{r['gpu_hours']:,.1f}", equivalent])
     total = sum(r["usd"] for r in plan.generators.values())
     cap = sum(r["usd_cap"] for r in plan.generators.values())
     batch = _batch_total(plan.generators.values())
-    rows.append(["**total**", "", f"**{total:,.0f}**", f"**{batch:,.0f}**", f"{cap:,.0f}", "", ""])
-    header = ["generator", "calls (expected)", "USD expected", "USD batch mode", "USD at attempt cap"]
+    rows.append(["**total**", "", "", f"**{total:,.0f}**", f"**{batch:,.0f}**", f"{cap:,.0f}", "", ""])
+    header = ["generator", "calls (expected)", "calls at attempt cap", "USD expected", "USD batch mode"]
+    header.append("USD at attempt cap")
     header.append("GPU-hours")
     lines += _table([*header, "API-equivalent USD"], rows)
     if plan.judges:
@@ -493,8 +590,10 @@ def render_text(plan: Plan, config_path: str) -> str:
         rows = []
         for j, r in plan.judges.items():
             mtok = [f"{r['prompt_tokens'] / 1e6:,.1f}", f"{r['output_tokens'] / 1e6:,.1f}"]
-            rows.append([j, f"{r['calls']:,.0f}", *mtok, f"{r['usd']:,.0f}", _batch_usd(r)])
-        lines += _table(["judge", "calls", "prompt Mtok", "output Mtok", "USD", "USD batch mode"], rows)
+            money = [f"{r['usd']:,.0f}", _batch_usd(r), f"{r['gpu_hours']:,.1f}"]
+            rows.append([j, f"{r['calls']:,.0f}", *mtok, *money])
+        header = ["judge", "calls", "prompt Mtok", "output Mtok", "USD", "USD batch mode", "GPU-hours"]
+        lines += _table(header, rows)
         lines += [
             "Batch mode (`mode: batch`, docs/batch.md): the same calls through the provider's batch API at "
             "its batch price, results within 24 h; a model without a batch API (—) keeps its online price.",
@@ -541,11 +640,20 @@ def render_text(plan: Plan, config_path: str) -> str:
     lines.append(
         f"- prompt tokens from template length + SEED_TOKENS: {', '.join(settings['assumed']) or 'none'}"
     )
-    lines.append(f"- valid rate: {', '.join(rates)} (assumed = {ASSUMED_VALID_RATE})")
+    lines.append(f"- acceptance rate per call: {', '.join(rates)} (assumed = {plan.assumed_rate})")
+    lines.append(f"- attempt budget: {plan.attempts}")
+    extra = plan.jobs.get("extra_training_runs", 0)
+    seeds = f" (+ {extra} training runs with other seeds)" if extra else ""
     lines.append(
-        f"- {plan.jobs['generated_sets']} generated sets, {plan.jobs['students']} students, "
-        f"{plan.jobs['evaluations']} evaluations; constants in agorabench/plan.py"
+        f"- {plan.jobs['generated_sets']} generated sets, {plan.jobs['students']} students{seeds}, "
+        f"{plan.jobs['evaluations']} evaluations; constants in agorabench/budget.py"
     )
+    if any(r.get("gpu_hours") for r in plan.judges.values()):
+        lines.append(
+            f"- local intrinsic judges: throughput as for local generation, min({INTRINSIC_OUTPUT_TOKENS}, "
+            "max_tokens) output tokens per call, one engine start per generated set on its "
+            "tensor_parallel_size GPUs"
+        )
     lines += [f"- {n}" for n in plan.notes]
     return "\n".join(lines) + "\n"
 
@@ -596,7 +704,7 @@ def summarize_dry_run(text: str, local: set[str] | None = None) -> dict[str, Any
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m agorabench.plan", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m agorabench.budget", description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="config/config.yaml", help="the study config (default: the paper's)")
     ap.add_argument("--json", help="also write the estimate as JSON here")
     ap.add_argument("--valid-rate", type=float, help="share of generation calls that give a valid instance")

@@ -122,6 +122,17 @@ def cost_students(config: dict[str, Any]) -> list[Student]:
     return out
 
 
+def has_size_pairs(config: dict[str, Any]) -> bool:
+    """Whether Figure 7's students include a generator and method at two sizes (figure7_significance);
+    False where no student matches the cost study (its own targets then report that error)."""
+    from agorabench.analysis.uncertainty import has_size_pairs as pairs
+
+    try:
+        return pairs(student_records(cost_students(config)))
+    except ConfigError:
+        return False
+
+
 def intrinsic_sets(config: dict[str, Any]) -> list[Student]:
     """The generated sets whose intrinsic metrics are measured (Table 8): the main students' data."""
     return main_students(config)
@@ -304,6 +315,13 @@ def intrinsic_judges(config: dict[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
+def intrinsic_judge_suffixes(config: dict[str, Any], *, local: bool) -> list[str]:
+    """The metric suffixes of the intrinsic judges that run locally (vLLM, transformers: GPU rule) or,
+    with local=False, through an API (network rule)."""
+    judges = intrinsic_judges(config)
+    return [s for s, j in judges.items() if wf.is_local(config["judges"][j["name"]]) == local]
+
+
 def judge_sampling(config: dict[str, Any]) -> dict[str, Any]:
     section = _section(config, "judge") or {}
     return {"temperature": 0.0, "max_tokens": 512, **(section.get("sampling") or {})}
@@ -346,11 +364,11 @@ def intrinsic_model_params(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def intrinsic_paths(config: dict[str, Any]) -> list[str]:
-    """The intrinsic-metric records of Table 8 (judge and model records of every main set)."""
+    """The intrinsic-metric records of Table 8: of every main set, one per judge and the models' record."""
     if not intrinsic_enabled(config):
         raise ConfigError("intrinsic", "no `intrinsic` section: Table 8 and Figures 5, 6 need one")
     root = f"{_results(config)}/analysis/intrinsic"
-    parts = (["judge"] if intrinsic_judges(config) else []) + ["models"]
+    parts = [f"judge.{suffix}" for suffix in intrinsic_judges(config)] + ["models"]
     return [
         f"{root}/{s.generator}/{s.domain}/{s.method}/{s.variant}/n{s.size}.{part}.json"
         for s in intrinsic_sets(config)
