@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agorabench import progress as bars
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
 from agorabench.generation.instances import PromptSpec, attempt_seed, build_official_prompt, build_prompt
 from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
@@ -30,7 +31,7 @@ from agorabench.generation.prompts import Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
-from agorabench.progress import Progress, cost_usd
+from agorabench.progress import cost_usd
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
 
 
 def _run_rounds(
-    ctx: _Context, store: CallStore, backend: Backend, ledger: _Ledger, bar: Progress
+    ctx: _Context, store: CallStore, backend: Backend, ledger: _Ledger, bar: bars.Progress
 ) -> dict[int, dict]:
     """Retry rounds until every index is valid or the call budget is spent; the valid records by index.
 
@@ -318,7 +319,7 @@ def generate(job: GenerationJob, backend: Backend, materials: Materials) -> dict
     ctx = _Context(job, materials, template)
     ledger = _Ledger()
     started = time.monotonic()
-    with Progress(
+    with bars.Progress(
         job.budget.n, str(job.setting), unit="inst", price=job.price, enabled=job.progress
     ) as bar:  # instances accepted; calls, tokens and $ of this run (agorabench/progress.py)
         valid = _run_rounds(ctx, CallStore(job.store_path), backend, ledger, bar)
@@ -413,7 +414,7 @@ class _Context:
             self.pool.append({"id": record["id"], "instruction": instruction, "response": response})
 
 
-def _postfix(bar: Progress, ledger: _Ledger, n_valid: int) -> None:
+def _postfix(bar: bars.Progress, ledger: _Ledger, n_valid: int) -> None:
     bar.note(valid=f"{n_valid / max(ledger.calls, 1):.0%}")  # accepted share of every call, stored ones too
 
 
