@@ -16,8 +16,9 @@ from typing import Any
 from agorabench.errors import DataError
 from agorabench.jsonl import sha256_text
 
-# Spec keys that change what a backend answers (the rest, e.g. batch_size or concurrency, do not).
-IDENTITY_KEYS = ("backend", "model", "prompt_format", "chat_template", "dtype", "extra_body", "base_url")
+# Spec keys that change what a backend answers (the rest, e.g. batch_size, concurrency or the endpoint's
+# URL, which a resumed run may reach on another port or through a proxy, do not).
+IDENTITY_KEYS = ("backend", "model", "prompt_format", "chat_template", "dtype", "extra_body")
 
 
 SAMPLED_ABOVE = 256 << 20  # larger files are fingerprinted from three 4 MiB samples and their size
