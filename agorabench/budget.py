@@ -220,8 +220,7 @@ def pool_tokens(
 ) -> tuple[float, float, str]:
     """(prompt tokens, output tokens) per request of one pool, and whether they were rendered or assumed."""
     from agorabench.generation.instances import build_prompt, load_themes
-    from agorabench.generation.prompts import load_template
-    from agorabench.generation.run import DEFAULT_SYSTEM_PROMPT
+    from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT, load_template
 
     gen = config["generation"]
     template = load_template(wf.planning_template(config, variant, domain, method), method)

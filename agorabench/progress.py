@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from tqdm import tqdm
-
 from agorabench.errors import ConfigError
 from agorabench.llm.base import Backend, Completion, Request
 from agorabench.llm.store import CallStore
@@ -76,6 +74,8 @@ class Progress:
         self.total, self.price, self.on_update = total, price, on_update
         self.done = self.calls = self.input_tokens = self.output_tokens = 0
         self.extra: dict[str, str] = {}
+        from tqdm import tqdm  # here, not at the top: scorers import this module when the DAG is planned
+
         out = file or sys.stderr
         interval = TTY_INTERVAL_S if out.isatty() else LOG_INTERVAL_S
         self.bar = tqdm(

@@ -1,7 +1,7 @@
 # Input and parameter functions of the rules (kept apart from the rules, as snakemake --lint asks).
 from agorabench.evaluation.scorers import get_scorer
 from agorabench.generation.parsing import PARSER_VERSION
-from agorabench.generation.run import DEFAULT_SYSTEM_PROMPT
+from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT
 
 
 def _alt(names):

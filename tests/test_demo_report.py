@@ -24,6 +24,7 @@ CONFIG = {
             "sizes": [8],
         }
     },
+    "training": {"seed": 42},
 }
 N = 10
 

@@ -290,7 +290,7 @@ def test_an_intrinsic_judge_writes_at_most_its_own_max_tokens():
 
 
 def test_the_generation_system_prompt_is_priced_as_sent():
-    from agorabench.generation.run import DEFAULT_SYSTEM_PROMPT
+    from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT
 
     setting = ("math", "instance_generation", "agorabench", 10_000)
     absent, default, empty = copy.deepcopy(PAPER), copy.deepcopy(PAPER), copy.deepcopy(PAPER)

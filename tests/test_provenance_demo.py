@@ -50,7 +50,8 @@ def test_trace_of_the_pgr_table_reaches_every_job_down_to_the_seeds():
     assert not missing, sorted(missing)[:10]
     leaves = {j.rule for j in lineage.jobs.values() if not j.upstream}
     assert leaves == LEAF_RULES
-    assert "config/prompts/agorabench/math_instance_generation.txt" in lineage.sources()
+    prompts = CONFIG["generation"]["prompts_dir"]  # the demo's own meta-prompts (config/demo-prompts)
+    assert f"{prompts}/agorabench/math_instance_generation.txt" in lineage.sources()
 
 
 def test_lineage_markdown_of_the_pgr_table(tmp_path: Path):

@@ -149,11 +149,15 @@ def test_the_generate_job_takes_what_defines_the_pool_from_its_params(tmp_path):
         "attempts_per_round": 4, "parser_version": PARSER_VERSION,
     }  # fmt: skip
     wildcards = {"generator": "g", "domain": "math", "method": "instance_generation", "variant": "agorabench"}
-    inputs = {"seeds": "s.jsonl", "template": "t.txt", "themes": "th.yaml", "student": "st", "model": "m/"}
+    model = tmp_path / "m"  # the generator's weights: its fingerprint is part of the call ids
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    inputs = {"seeds": "s.jsonl", "template": "t.txt", "themes": "th.yaml", "student": "st"}
+    inputs["model"] = str(model)
     outputs = {"data": str(tmp_path / "pool.jsonl"), "stats": str(tmp_path / "pool.stats.json")}
     task = GenerationTask.from_rule(wildcards, inputs, outputs, params, {"backend": "vllm", "model": "x"})
     assert task.setting == Setting("g", "math", "instance_generation", "agorabench")
-    assert task.backend_spec == {"backend": "vllm", "model": "x", "model_dir": "m/"}
+    assert task.backend_spec == {"backend": "vllm", "model": "x", "model_dir": str(model)}
     job = generation_job(task)
     assert (job.system_prompt, job.budget.attempts_per_round, job.max_instance_tokens) == (
         "Write one.",

@@ -33,6 +33,11 @@ DOMAINS = ("math", "code", "instruction_following")
 METHODS = ("instance_generation", "response_generation", "quality_enhancement")
 VARIANTS = ("agorabench", "unoptimized", "json")
 LAYOUTS = ("agorabench", "official")
+# The generation system message (generation.system_prompt overrides it; None or "" sends none).
+DEFAULT_SYSTEM_PROMPT = (
+    "You write training data for language models. Follow the guidelines, requirements and examples "
+    "you are given and produce exactly one new instance in the requested format."
+)
 
 INPUT_TRIGGER = "INPUT:"
 OUTPUT_TRIGGER = "OUTPUT:"

@@ -27,7 +27,7 @@ from agorabench import progress as bars
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
 from agorabench.generation.instances import PromptSpec, attempt_seed, build_official_prompt, build_prompt
 from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
-from agorabench.generation.prompts import Template, check_setting, load_template
+from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT, Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
@@ -35,10 +35,6 @@ from agorabench.progress import cost_usd
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You write training data for language models. Follow the guidelines, requirements and examples "
-    "you are given and produce exactly one new instance in the requested format."
-)
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "date")
 DEMONSTRATION_MODES = ("seeds_only", "official")
 
