@@ -7,7 +7,7 @@ name fails before any job runs, naming the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agorabench.errors import ConfigError
@@ -109,6 +109,31 @@ def extra_replicates(config: dict[str, Any]) -> list[Replicate]:
     return [r for r in replicates(config) if not r.primary]
 
 
+def generation_seed(config: dict[str, Any], generator: str) -> int:
+    """The seed of a generator's pools (its prompt draws and sampling seeds): `generation_seed` of its entry,
+    else the study's `seed`, which every other generator shares so that all see the same prompts."""
+    return int(config["generators"][generator].get("generation_seed", config["seed"]))
+
+
+def generation_replicates(config: dict[str, Any]) -> list[tuple[Student, Student]]:
+    """(student, its replicate) for every student of a generator entry with `replicate_of`: the same model
+    and setting with another generation seed, so the pair measures how much PGR moves with that seed."""
+    plan = set(students(config))
+    pairs = []
+    for s in students(config):
+        of = config["generators"][s.generator].get("replicate_of")
+        if of is None:
+            continue
+        primary = replace(s, generator=of)
+        if primary not in plan:
+            raise ConfigError(
+                f"generators.{s.generator}.replicate_of",
+                f"the replicate's student {s.path} has no counterpart of '{of}' in any experiment",
+            )
+        pairs.append((primary, s))
+    return pairs
+
+
 def pool_size(config: dict[str, Any], generator: str, domain: str, method: str, variant: str) -> int:
     """Instances to generate for one (generator, setting, variant): the largest size asked for.
 
@@ -192,6 +217,12 @@ def check_config(config: dict[str, Any]) -> None:
         for name, spec in entries.items():
             if is_local(spec) and spec["model"] not in models:
                 raise ConfigError(f"{section}.{name}.model", f"'{spec['model']}' is not a key of `models`")
+    for name, spec in judges.items():
+        for key in ("generation_seed", "replicate_of"):
+            if key in spec:
+                raise ConfigError(f"judges.{name}.{key}", "only a generator entry takes this key")
+    for name, spec in generators.items():
+        _check_replicate(generators, name, spec, int(config["seed"]))
     for exp_name, exp in config["experiments"].items():
         for g in exp["generators"]:
             if g not in generators:
@@ -217,6 +248,22 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(f"benchmarks.{b}.judge", f"kind '{spec['kind']}' needs a judge")
             if spec["judge"] not in judges:
                 raise ConfigError(f"benchmarks.{b}.judge", f"'{spec['judge']}' is not a key of `judges`")
+
+
+def _check_replicate(generators: dict[str, Any], name: str, spec: dict[str, Any], seed: int) -> None:
+    of = spec.get("replicate_of")
+    if of is None:
+        return
+    key = f"generators.{name}.replicate_of"
+    if of not in generators or of == name:
+        raise ConfigError(key, f"'{of}' is not another key of `generators`")
+    if "replicate_of" in generators[of]:
+        raise ConfigError(key, f"'{of}' is itself a replicate: name the generator it repeats")
+    for field in ("backend", "model"):
+        if spec[field] != generators[of][field]:
+            raise ConfigError(key, f"'{of}' has another {field}: a replicate repeats the same model")
+    if int(spec.get("generation_seed", seed)) == int(generators[of].get("generation_seed", seed)):
+        raise ConfigError(f"generators.{name}.generation_seed", f"must differ from the seed of '{of}'")
 
 
 def llm_spec(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:

@@ -12,7 +12,9 @@ FIG = f"{A}/figures"
 INTR = f"{A}/intrinsic/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}"
 ENABLED = ai.enabled_targets(config)
 ai.check_intrinsic(config)
-SEED_STUDY = bool(wf.extra_replicates(config))  # seed_variance: some student has a second training seed
+# seed_variance: some student has a second training seed, or a generator entry repeats another's with
+# another generation seed (replicate_of)
+SEED_STUDY = bool(wf.extra_replicates(config) or wf.generation_replicates(config))
 SIZE_PAIRS = ai.has_size_pairs(config)  # figure7_significance
 
 

@@ -32,7 +32,7 @@ def _generation_params(wc):
         "n": wf.pool_size(config, wc.generator, wc.domain, wc.method, wc.variant),
         "max_attempts_factor": config["generation"].get("max_attempts_factor", 2.0),
         "max_instance_tokens": config["generation"].get("max_instance_tokens", 4096),
-        "seed": config["seed"],
+        "seed": wf.generation_seed(config, wc.generator),
         "price": spec.get("price"),
         "system_prompt": config["generation"].get("system_prompt", DEFAULT_SYSTEM_PROMPT),
         "attempts_per_round": config["generation"].get("attempts_per_round", 1),  # the stats count its calls

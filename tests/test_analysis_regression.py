@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 
 from agorabench.analysis import paper, stage
 from agorabench.analysis.regression import fig4_points, intrinsic_features, ols, pca, pgr_on_top_pcs
+from agorabench.analysis.study import StudyInputs
 
 RNG = np.random.default_rng(7)
 
@@ -251,16 +252,14 @@ def test_figures_4_to_6_on_a_study_of_one_domain(tmp_path):
         path.write_text(json.dumps(rec))
         intrinsic.append(str(path))
     common = {"problem_solving": {"source": "paper"}, "problem_solving_scores": [], "benchmarks": MATH_ONLY}
-    study = {
-        "score_paths": paths,
-        "students": students,
-        "eps": 1e-6,
-        "main": {"variant": "agorabench", "size": 10000},
-    }
+    study = StudyInputs(
+        tuple(paths), students, MATH_ONLY, 1e-6, main={"variant": "agorabench", "size": 10000}
+    )
     out = {k: str(tmp_path / f"f.{k}") for k in ("png", "pdf", "points", "fits", "var", "load", "fit6")}
     c4 = stage.figure4(
-        **study,
-        **common,
+        study,
+        problem_solving=common["problem_solving"],
+        problem_solving_scores=[],
         png_path=out["png"],
         pdf_path=out["pdf"],
         points_csv=out["points"],
@@ -280,9 +279,10 @@ def test_figures_4_to_6_on_a_study_of_one_domain(tmp_path):
     assert c5 == {"data_sets": 54, "features": 8, "components": 5}  # problem solving: math sets only
     assert "problem_solving" not in set(pd.read_csv(out["load"]).dropna(subset=["ours"])["feature"])
     c6 = stage.figure6(
+        study,
         intrinsic,
-        **study,
-        **common,
+        problem_solving=common["problem_solving"],
+        problem_solving_scores=[],
         components=5,
         png_path=out["png"],
         pdf_path=out["pdf"],

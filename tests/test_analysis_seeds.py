@@ -17,6 +17,7 @@ import yaml
 from agorabench import workflow as wf
 from agorabench.analysis import seeds
 from agorabench.analysis import uncertainty as u
+from agorabench.analysis.study import StudyInputs
 from agorabench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +174,7 @@ def test_the_target_writes_every_seed_and_the_summary(tmp_path):
     out = {k: str(tmp_path / f"sv.{k}") for k in ("csv", "per_seed", "md", "png", "pdf")}
     for spec in ({"rounds": 200, "seed": 1}, None):
         counts = seeds.seed_variance(
-            score_paths=paths, students=records, benchmarks=BENCHMARKS, eps=1e-6, spec=spec,
+            StudyInputs(tuple(paths), records, BENCHMARKS, 1e-6, bootstrap=spec),
             csv_path=out["csv"], per_seed_path=out["per_seed"], md_path=out["md"], png_path=out["png"],
             pdf_path=out["pdf"],
         )  # fmt: skip

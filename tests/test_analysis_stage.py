@@ -14,6 +14,7 @@ import pytest
 
 from agorabench.analysis import paper, stage
 from agorabench.analysis.pgr import BENCHMARK_DOMAINS, DOMAINS
+from agorabench.analysis.study import StudyInputs
 from agorabench.errors import DataError
 
 S0, GAP = 20.0, 40.0  # every benchmark: S0 = 20, S_ref = 60, so a student's score is S0 + PGR% x 0.4
@@ -87,6 +88,13 @@ def paper_study(tmp_path_factory) -> dict:
 MAIN = {"variant": "agorabench", "size": 10000}
 
 
+def paper_inputs(paper_study: dict, note: str = "") -> StudyInputs:
+    """The main experiment's inputs of the study rebuilt from the paper (its score files)."""
+    return StudyInputs(
+        tuple(paper_study["scores"]), paper_study["students"], BENCHMARK_DOMAINS, 1e-6, MAIN, note=note
+    )
+
+
 def test_pgr_vs_paper_reproduces_table2(paper_study, tmp_path):
     from agorabench.analysis.stage import pgr_tables
 
@@ -95,11 +103,7 @@ def test_pgr_vs_paper_reproduces_table2(paper_study, tmp_path):
     stage.scores_table(paper_study["scores"], csv_path=scores_csv, md_path=str(tmp_path / "scores.md"))
     out = {k: str(tmp_path / f"pgr.{k}") for k in ("long", "csv", "md", "tex")}
     pgr_tables(
-        scores_csv=scores_csv,
-        students=paper_study["students"],
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main=MAIN,
+        StudyInputs(scores_csv, paper_study["students"], BENCHMARK_DOMAINS, 1e-6, main=MAIN),
         long_path=out["long"],
         csv_path=out["csv"],
         md_path=out["md"],
@@ -114,6 +118,24 @@ def test_pgr_vs_paper_reproduces_table2(paper_study, tmp_path):
     assert len(domain_rows) == 54
     assert np.allclose(domain_rows["ours"], domain_rows["paper"], atol=1e-9)
     assert "20.6 / 20.6" in (tmp_path / "vs.md").read_text()  # GPT-4o, instance generation, math
+
+
+def test_study_inputs_from_a_rule_keep_both_score_readings():
+    from types import SimpleNamespace as NS
+
+    params = NS(students=[{"model": "m"}], benchmarks={"gsm8k": "math"}, eps=1e-6, main=MAIN, note="n")
+    # a rule with named `scores`: scores.csv (one file) or score files (a list), beside other inputs
+    csv = StudyInputs.from_rule(NS(scores="a/scores.csv", ledgers=["x.json"]), params)
+    assert csv.scores == "a/scores.csv" and csv.main_setting() == ("agorabench", 10000) and csv.note == "n"
+    files = StudyInputs.from_rule(NS(scores=["s1.json", "s2.json"]), params)
+    assert files.scores == ("s1.json", "s2.json") and files.bootstrap is None
+    # a rule whose whole input is the score files, without main, bootstrap or note
+    bare = StudyInputs.from_rule(
+        ["s1.json"], NS(students=[], benchmarks={}, eps=0.1, bootstrap={"rounds": 9})
+    )
+    assert (bare.scores, bare.main, bare.bootstrap, bare.note) == (("s1.json",), None, {"rounds": 9}, "")
+    with pytest.raises(ValueError, match="main"):
+        bare.main_setting()
 
 
 def test_table5_reproduces_the_paper(tmp_path):
@@ -134,10 +156,7 @@ def test_table5_reproduces_the_paper(tmp_path):
         "json": {"instance_generation": official | {"code": "stand-in"}, "quality_enhancement": stand_in},
     }
     stage.table5(
-        score_paths=paths,
-        students=students,
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
+        StudyInputs(tuple(paths), students, BENCHMARK_DOMAINS, 1e-6),
         ablation=ablation,
         csv_path=out["csv"],
         md_path=out["md"],
@@ -167,8 +186,10 @@ def test_table8_and_paper_beside(paper_study, tmp_path):
         md_path=out["md"],
         tex_path=out["tex"],
         paper_csv_path=out["paper"],
+        note="Judges: J.",
     )
     assert counts == {"metrics": 8, "sets": 54, "disabled": 0}
+    assert "Judges: J." in Path(out["tex"]).read_text()  # the rule's note reaches the caption
     long = pd.read_csv(out["paper"])
     dom = long[long["domain"] != "average"]
     assert len(dom) == 8 * 54 and np.allclose(dom["ours"], dom["paper"])
@@ -179,18 +200,13 @@ def test_table8_and_paper_beside(paper_study, tmp_path):
 def test_figure4_reproduces_the_paper_fits(paper_study, tmp_path):
     out = {k: str(tmp_path / f"f4.{k}") for k in ("png", "pdf", "points", "fits")}
     counts = stage.figure4(
-        score_paths=paper_study["scores"],
-        students=paper_study["students"],
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main=MAIN,
+        paper_inputs(paper_study, note="test"),
         problem_solving={"source": "paper"},
         problem_solving_scores=[],
         png_path=out["png"],
         pdf_path=out["pdf"],
         points_csv=out["points"],
         fits_csv=out["fits"],
-        note="test",
     )
     assert counts["coarse_points"] == 6 and counts["fine_points"] == 54
     fits = pd.read_csv(out["fits"]).set_index("analysis")
@@ -219,12 +235,8 @@ def test_figure5_and_figure6_from_table8(paper_study, tmp_path):
     assert (var["ours"] - var["paper"]).abs().max() < 5  # close to the printed variance
     out6 = {k: str(tmp_path / f"f6.{k}") for k in ("png", "pdf", "fit")}
     stage.figure6(
+        paper_inputs(paper_study),
         paper_study["intrinsic"],
-        score_paths=paper_study["scores"],
-        students=paper_study["students"],
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main=MAIN,
         problem_solving=ps,
         problem_solving_scores=[],
         components=5,
@@ -284,11 +296,7 @@ def test_table3_prices_cost_and_abilities(paper_study, tmp_path):
     cfg = {"gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}
     out = {k: str(tmp_path / f"t3.{k}") for k in ("csv", "md", "tex", "paper")}
     stage.table3(
-        score_paths=paper_study["scores"],
-        students=paper_study["students"],
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main=MAIN,
+        paper_inputs(paper_study, note="6 students; generators: gpt-4o"),
         problem_solving={"source": "paper"},
         problem_solving_scores=[],
         stats_paths=stats,
@@ -312,6 +320,7 @@ def test_table3_prices_cost_and_abilities(paper_study, tmp_path):
     assert (t3["problem_solving"] - theirs["problem_solving"]).abs().max() <= 0.1
     beside = pd.read_csv(out["paper"]).set_index(["generator", "quantity"])
     assert beside.at[("gpt-4o", "output_per_mtok_usd"), "paper"] == 10.0
+    assert "6 students; generators: gpt-4o" in Path(out["tex"]).read_text()  # the rule's note, in the caption
 
 
 def test_table7_from_each_source(paper_study, tmp_path):
@@ -356,10 +365,7 @@ def test_figure7_prorates_the_ledger_and_averages_domains(tmp_path):
     stats += [ledger(tmp_path, "gpt-4o", d, 10000, 8.0) for d in DOMAINS]
     out = {k: str(tmp_path / f"f7.{k}") for k in ("png", "pdf", "csv")}
     stage.figure7(
-        score_paths=paths,
-        students=students,
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
+        StudyInputs(tuple(paths), students, BENCHMARK_DOMAINS, 1e-6),
         stats_paths=stats,
         png_path=out["png"],
         pdf_path=out["pdf"],
@@ -372,10 +378,7 @@ def test_figure7_prorates_the_ledger_and_averages_domains(tmp_path):
     assert rows.at[("gpt-4o", "code", 10000), "tokens"] == pytest.approx(15e6)
     with pytest.raises(DataError, match=r"pool\.stats\.json"):
         stage.figure7(
-            score_paths=paths,
-            students=students,
-            benchmarks=BENCHMARK_DOMAINS,
-            eps=1e-6,
+            StudyInputs(tuple(paths), students, BENCHMARK_DOMAINS, 1e-6),
             stats_paths=stats[:3],
             png_path=out["png"],
             pdf_path=out["pdf"],
@@ -410,12 +413,11 @@ def test_small_study_reports_na_instead_of_crashing(tmp_path):
     paths, students = study_from_pgr(tmp_path, cells)
     ps = {"source": "table", "scores": {g: {b: 50.0 for b in BENCHMARK_DOMAINS} for g in gens}}
     out = {k: str(tmp_path / f"f4.{k}") for k in ("png", "pdf", "points", "fits")}
+    tiny = StudyInputs(
+        tuple(paths), students, BENCHMARK_DOMAINS, 1e-6, main={"variant": "agorabench", "size": 4}
+    )
     stage.figure4(
-        score_paths=paths,
-        students=students,
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main={"variant": "agorabench", "size": 4},
+        tiny,
         problem_solving=ps,
         problem_solving_scores=[],
         png_path=out["png"],
@@ -441,12 +443,8 @@ def test_small_study_reports_na_instead_of_crashing(tmp_path):
     assert counts == {"data_sets": 2, "features": 1, "components": 0}  # perplexity constant, judge undefined
     out6 = {k: str(tmp_path / f"f6.{k}") for k in ("png", "pdf", "fit")}
     stage.figure6(
+        tiny,
         tiny_intrinsic(tmp_path, gens),
-        score_paths=paths,
-        students=students,
-        benchmarks=BENCHMARK_DOMAINS,
-        eps=1e-6,
-        main={"variant": "agorabench", "size": 4},
         problem_solving=None,
         problem_solving_scores=[],
         components=5,

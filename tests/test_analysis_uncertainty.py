@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agorabench.analysis import uncertainty as u
+from agorabench.analysis.study import StudyInputs
 from agorabench.errors import DataError
 from agorabench.evaluation.scorers.alpaca_eval import win_rate_stats
 from agorabench.evaluation.scorers.arena_hard import battles, bradley_terry_winrate
@@ -244,6 +245,13 @@ SPEC = {"rounds": 300, "seed": 1}
 MAIN = {"variant": "agorabench", "size": 100}
 
 
+def study_inputs(file_study: dict, bootstrap: dict | None) -> StudyInputs:
+    """The file study's inputs as the pgr_table and pgr_significance rules build them (scores.csv)."""
+    return StudyInputs(
+        file_study["scores"], file_study["students"], file_study["benchmarks"], 1e-6, MAIN, bootstrap
+    )
+
+
 def test_pgr_tables_carry_intervals_and_stay_comparable_with_the_paper(file_study, tmp_path):
     import pandas as pd
 
@@ -251,9 +259,8 @@ def test_pgr_tables_carry_intervals_and_stay_comparable_with_the_paper(file_stud
 
     out = {k: str(tmp_path / f"pgr.{k}") for k in ("long", "csv", "md", "tex")}
     stage.pgr_tables(
-        scores_csv=file_study["scores"], students=file_study["students"], benchmarks=file_study["benchmarks"],
-        eps=1e-6, main=MAIN, long_path=out["long"], csv_path=out["csv"], md_path=out["md"],
-        tex_path=out["tex"], bootstrap=SPEC,
+        study_inputs(file_study, bootstrap=SPEC), long_path=out["long"], csv_path=out["csv"],
+        md_path=out["md"], tex_path=out["tex"],
     )  # fmt: skip
     table = pd.read_csv(out["csv"], index_col=[0, 1], na_values=["n/a"])
     row = table.loc[("strong", "instance_generation")]
@@ -276,8 +283,8 @@ def test_significance_view_names_the_real_difference_only(file_study, tmp_path):
     import pandas as pd
 
     counts = u.significance_tables(
-        scores_csv=file_study["scores"], students=file_study["students"], benchmarks=file_study["benchmarks"],
-        eps=1e-6, main=MAIN, spec=SPEC, csv_path=str(tmp_path / "s.csv"), md_path=str(tmp_path / "s.md"),
+        study_inputs(file_study, bootstrap=SPEC), csv_path=str(tmp_path / "s.csv"),
+        md_path=str(tmp_path / "s.md"),
     )  # fmt: skip
     assert counts == {"pairs": 3, "tested": 3, "significant": 2}
     pairs = pd.read_csv(tmp_path / "s.csv", na_values=["n/a"]).set_index(["generator_a", "generator_b"])
@@ -378,8 +385,8 @@ def test_table5_view_compares_the_variants_of_each_generator(tmp_path):
     ablation = {"variants": ["agorabench", "json"], "generators": ["g", "h"],
                 "methods": ["instance_generation"], "size": 100}  # fmt: skip
     counts = u.table5_significance(
-        score_paths=paths, students=students, benchmarks={"gsm8k": "math", "math": "math"}, eps=1e-6,
-        ablation=ablation, spec=SPEC, csv_path=str(tmp_path / "t5.csv"),
+        StudyInputs(tuple(paths), students, {"gsm8k": "math", "math": "math"}, 1e-6, bootstrap=SPEC),
+        ablation=ablation, csv_path=str(tmp_path / "t5.csv"),
     )  # fmt: skip
     assert counts == {"pairs": 2, "tested": 2, "significant": 1}
     pairs = pd.read_csv(tmp_path / "t5.csv").set_index("generator")
@@ -418,7 +425,7 @@ def test_figure7_view_finds_the_size_that_helps_and_only_it(tmp_path):
         paths += [write_score(tmp_path, m, bench, c) for m, c in correlated_correct(rng, p, 500).items()]
     # 18 pairs need >= 720 rounds for a Holm-adjusted p below 0.05 (the bootstrap p is >= 2 / (rounds + 1))
     few = u.figure7_significance(
-        score_paths=paths, students=students, benchmarks=VOLUME_BENCHMARKS, eps=1e-6, spec=SPEC,
+        StudyInputs(tuple(paths), students, VOLUME_BENCHMARKS, 1e-6, bootstrap=SPEC),
         csv_path=str(tmp_path / "f7.csv"), md_path=str(tmp_path / "f7.md"),
     )  # fmt: skip
     assert (
@@ -426,8 +433,8 @@ def test_figure7_view_finds_the_size_that_helps_and_only_it(tmp_path):
         and "set analysis.bootstrap.rounds to at least 720" in (tmp_path / "f7.md").read_text()
     )
     counts = u.figure7_significance(
-        score_paths=paths, students=students, benchmarks=VOLUME_BENCHMARKS, eps=1e-6,
-        spec=SPEC | {"rounds": 720}, csv_path=str(tmp_path / "f7.csv"), md_path=str(tmp_path / "f7.md"),
+        StudyInputs(tuple(paths), students, VOLUME_BENCHMARKS, 1e-6, bootstrap=SPEC | {"rounds": 720}),
+        csv_path=str(tmp_path / "f7.csv"), md_path=str(tmp_path / "f7.md"),
     )  # fmt: skip
     # 2 generators x 3 columns (math, code, average) x 3 pairs of sizes, one Holm family
     assert counts["pairs"] == counts["tested"] == 18

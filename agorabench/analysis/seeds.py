@@ -1,4 +1,4 @@
-"""Seed variance (not in the paper): how much a student's PGR moves with its training seed.
+"""Seed variance (not in the paper): how much a student's PGR moves with its training or generation seed.
 
 A seed study (`experiments.<name>.training_seeds`) trains each of its students once per seed, on the same
 training data; the run with `training.seed` is the student of Table 2 itself. Per student and level
@@ -6,6 +6,8 @@ training data; the run with `training.seed` is the student of Table 2 itself. Pe
 min, max, range) and, from the paired bootstrap over benchmark items (the same resampled items for every
 seed, S0 and S_ref), each seed's interval, the interval of the seed mean and the item-sampling sd of one
 seed's PGR: `seed_to_item_sd` above 1 means the seed moves a PGR more than the benchmark's items do.
+A generator entry with `replicate_of` and its own `generation_seed` varies the generation seed instead:
+its students are listed under the generator it repeats, `varies` telling the two kinds of rows apart.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import pandas as pd
 
 from agorabench import workflow as wf
 from agorabench.analysis import study, uncertainty
-from agorabench.analysis.pgr import DOMAIN_LEVEL, collect_scores
+from agorabench.analysis.pgr import DOMAIN_LEVEL
 from agorabench.errors import ConfigError
 
 NOT_COMPUTED = "not computed"  # interval status without analysis.bootstrap
+TRAINING_SEED, GENERATION_SEED = "training seed", "generation seed"  # the `varies` column
 STUDENT = ["generator", "domain", "method", "variant", "size"]
-KEYS = [*STUDENT, "level", "benchmark"]
+GROUP = [*STUDENT, "varies"]  # one seed study: a student and which seed varies
+KEYS = [*GROUP, "level", "benchmark"]
 RUN = ["seed", "primary", "model"]
 PER_SEED_COLUMNS = [*KEYS, *RUN, "pgr", "pgr_low", "pgr_high", "pgr_interval", "item_sd"]
 SUMMARY_COLUMNS = [
@@ -38,14 +42,28 @@ SUMMARY_COLUMNS = [
 
 
 def replicate_records(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every training run of the seed study as a student record (model = the run's model key), with its
-    `seed` and `primary` (trained with training.seed); ConfigError when no experiment lists two seeds."""
-    runs = wf.replicates(config)
-    if not runs:
+    """Every run of the seed studies as a student record (model = the run's model key) with its `seed`,
+    `primary` (the student of Table 2) and `varies`: each training run of a student with several
+    training seeds, and each pair of a generation-seed replicate (`replicate_of`) with the student it
+    repeats, under that student's generator. ConfigError when there is no seed study."""
+    records = [
+        vars(r.student) | {"model": r.path, "seed": r.seed, "primary": r.primary, "varies": TRAINING_SEED}
+        for r in wf.replicates(config)
+    ]
+    for primary, replicate in wf.generation_replicates(config):
+        for s, is_primary in ((primary, True), (replicate, False)):
+            seed = wf.generation_seed(config, s.generator)
+            records.append(
+                vars(primary)
+                | {"model": s.path, "seed": seed, "primary": is_primary, "varies": GENERATION_SEED}
+            )
+    if not records:
         raise ConfigError(
-            "experiments", "seed variance needs an experiment whose `training_seeds` lists a second seed"
+            "experiments",
+            "seed variance needs an experiment whose `training_seeds` lists a second seed, or a generator "
+            "with `replicate_of`",
         )
-    return [vars(r.student) | {"model": r.path, "seed": r.seed, "primary": r.primary} for r in runs]
+    return records
 
 
 def score_paths(config: dict[str, Any]) -> list[str]:
@@ -69,11 +87,18 @@ def per_seed(
     eps: float,
     boot: uncertainty.StudyDraws | None,
 ) -> pd.DataFrame:
-    """One row per run and level: its PGR and, with `boot`, its item-bootstrap interval and sd."""
-    table, _ = study.pgr_long_from_scores(scores, records, benchmarks, eps)
-    meta = {r["model"]: (int(r["seed"]), bool(r["primary"])) for r in records}
-    table["seed"] = [meta[m][0] for m in table["model"]]
-    table["primary"] = [meta[m][1] for m in table["model"]]
+    """One row per run and level: its PGR and, with `boot`, its item-bootstrap interval and sd. (A student
+    in both kinds of seed study, training and generation, has rows in each.)"""
+    parts = []
+    for varies in dict.fromkeys(r.get("varies", TRAINING_SEED) for r in records):
+        runs = [r for r in records if r.get("varies", TRAINING_SEED) == varies]
+        part, _ = study.pgr_long_from_scores(scores, runs, benchmarks, eps)
+        meta = {r["model"]: (int(r["seed"]), bool(r["primary"])) for r in runs}
+        part["seed"] = [meta[m][0] for m in part["model"]]
+        part["primary"] = [meta[m][1] for m in part["model"]]
+        part["varies"] = varies
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
     extra = [_item_columns(boot, key) for key in zip(table["model"], table["benchmark"], strict=True)]
     table[["pgr_low", "pgr_high", "pgr_interval", "item_sd"]] = pd.DataFrame(extra, index=table.index)
     return table[PER_SEED_COLUMNS]
@@ -151,12 +176,15 @@ def markdown(summary: pd.DataFrame, runs: pd.DataFrame, settings: Mapping[str, A
         )
     head = (
         "How much the PGR moves with the student's training seed (`experiments.<name>.training_seeds`; the "
-        "first seed is `training.seed`, the student of Table 2). Seed sd: between seeds (ddof 1); item sd: "
+        "first seed is `training.seed`, the student of Table 2) or generation seed (a generator entry with "
+        "`replicate_of`, listed under the generator it repeats; the first seed is that generator's). "
+        "Seed sd: between seeds (ddof 1); item sd: "
         f"item-sampling sd of one seed's PGR; interval: the seed mean's, {how}."
     )
     by_key = {k: g.sort_values(["primary", "seed"], ascending=[False, True]) for k, g in runs.groupby(KEYS)}
     view = pd.DataFrame({
         "Generator": summary["generator"], "Domain": summary["domain"], "Method": summary["method"],
+        "Varies": summary["varies"],
         "Benchmark": summary["benchmark"].where(summary["level"] != DOMAIN_LEVEL, "(domain)"),
         "n": summary["size"].astype(str),
         "PGR per seed": [_per_seed_text(by_key[tuple(r[k] for k in KEYS)]) for _, r in summary.iterrows()],
@@ -190,32 +218,28 @@ def plot(runs: pd.DataFrame, out_stem: str, note: str = "") -> list[Path]:
     from agorabench.analysis.tables import METHOD_LABELS
 
     dom = runs[runs["level"] == DOMAIN_LEVEL]
-    students = list(dict.fromkeys(zip(*(dom[k] for k in STUDENT), strict=True)))
+    students = list(dict.fromkeys(zip(*(dom[k] for k in GROUP), strict=True)))
     fig = Figure(figsize=(max(5.0, 0.9 * len(students) + 2), 4.0))
     ax = fig.subplots()
     for x, key in enumerate(students):
-        sub = dom[[tuple(row) == key for row in dom[STUDENT].itertuples(index=False)]].sort_values("seed")
+        sub = dom[[tuple(row) == key for row in dom[GROUP].itertuples(index=False)]].sort_values("seed")
         offsets = np.linspace(-0.25, 0.25, len(sub)) if len(sub) > 1 else np.zeros(1)
         for dx, r in zip(offsets, sub.itertuples(), strict=True):
             color = DOMAIN_COLORS.get(r.domain, "black")
             err = None if math.isnan(r.pgr_low) else [[r.pgr - r.pgr_low], [r.pgr_high - r.pgr]]
             face = color if r.primary else "white"
             ax.errorbar(x + dx, r.pgr, yerr=err, fmt="o", color=color, mfc=face, capsize=2)
-    labels = [f"{g}\n{METHOD_LABELS.get(m, m)}\n{d}, n{n}" for g, d, m, _, n in students]
+    labels = [f"{g}\n{METHOD_LABELS.get(m, m)}\n{d}, n{n}\n{v}" for g, d, m, _, n, v in students]
     ax.set_xticks(range(len(students)), labels, fontsize=6)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("PGR (%)")
-    ax.set_title("PGR per training seed (filled: training.seed)", fontsize=9)
+    ax.set_title("PGR per training or generation seed (filled: the student of Table 2)", fontsize=9)
     return save_figure(fig, out_stem, note)
 
 
 def seed_variance(
+    inputs: study.StudyInputs,
     *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    spec: Mapping[str, Any] | None,
     csv_path: str,
     per_seed_path: str,
     md_path: str,
@@ -223,11 +247,12 @@ def seed_variance(
     pdf_path: str,
 ) -> dict[str, int]:
     """The seed-variance target: seed_variance.csv (per student and level), seed_variance_per_seed.csv,
-    seed_variance.md and the figure. `spec` is analysis.bootstrap (None: no item bootstrap)."""
+    seed_variance.md and the figure. `inputs.students`: `replicate_records`; `inputs.bootstrap` is
+    analysis.bootstrap (None: no item bootstrap)."""
     from agorabench.jsonl import write_text
 
-    scores = collect_scores(score_paths)
-    used = {b: d for b, d in benchmarks.items() if d in {s["domain"] for s in students}}
+    scores, students, eps, spec = inputs.score_frame(), inputs.students, inputs.eps, inputs.bootstrap
+    used = {b: d for b, d in inputs.benchmarks.items() if d in {s["domain"] for s in students}}
     settings = uncertainty.bootstrap_settings(spec) if spec is not None else None
     boot = uncertainty.study_from_scores(scores, students, used, eps, settings) if settings else None
     runs = per_seed(scores, students, used, eps, boot)

@@ -31,6 +31,7 @@ from agorabench.analysis.regression import (
     ols,
     pca,
 )
+from agorabench.analysis.study import StudyInputs
 from agorabench.analysis.tables import NA, format_value, meta_prompt_table, write_pgr_tables, write_table
 from agorabench.analysis.tables import scores_table as wide_scores
 from agorabench.analysis.tables import to_markdown as to_markdown_text
@@ -51,32 +52,19 @@ def scores_table(score_paths: Sequence[str], *, csv_path: str, md_path: str) -> 
 
 
 def pgr_tables(
-    *,
-    scores_csv: str,
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
-    long_path: str,
-    csv_path: str,
-    md_path: str,
-    tex_path: str,
-    bootstrap: Mapping[str, Any] | None = None,
+    inputs: StudyInputs, *, long_path: str, csv_path: str, md_path: str, tex_path: str
 ) -> dict[str, Any]:
     """The long PGR table (every student, per benchmark and domain) and Table 2 for the main experiment;
-    with `bootstrap` (analysis.bootstrap) both carry paired-bootstrap intervals (analysis/uncertainty.py)."""
-    scores = pd.read_csv(scores_csv)
-    table, undefined = study.pgr_long_from_scores(scores, students, benchmarks, eps)
-    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    with `inputs.bootstrap` (analysis.bootstrap) both carry paired-bootstrap intervals (uncertainty.py)."""
+    scores = inputs.score_frame()
+    table, undefined = inputs.pgr_long(scores)
+    matrix = inputs.main_matrix(table)
     intervals = None
-    if bootstrap is not None:
-        table, intervals = uncertainty.pgr_intervals(
-            scores, table, matrix, students=students, benchmarks=benchmarks, eps=eps, main=main,
-            spec=bootstrap,
-        )  # fmt: skip
+    if inputs.bootstrap is not None:
+        table, intervals = uncertainty.pgr_intervals(scores, table, matrix, inputs)
     table.to_csv(long_path, index=False)
     write_pgr_tables(matrix, csv_path, md_path, tex_path, intervals=intervals)
-    return {"students": len(students), "rows": len(table), "undefined_pgr_warnings": undefined}
+    return {"students": len(inputs.students), "rows": len(table), "undefined_pgr_warnings": undefined}
 
 
 def figure_pgr(long_csv: str, *, main: Mapping[str, Any], png_path: str, pdf_path: str) -> dict[str, Any]:
@@ -136,11 +124,8 @@ def pgr_vs_paper(pgr_csv: str, *, csv_path: str, md_path: str) -> dict[str, Any]
 
 
 def table5(
+    inputs: StudyInputs,
     *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
     ablation: Mapping[str, Any],
     csv_path: str,
     md_path: str,
@@ -150,7 +135,7 @@ def table5(
 ) -> dict[str, Any]:
     """Table 5 (meta-prompt ablation) and a long CSV of ours beside the paper's. `origins`: variant ->
     method -> domain -> "official" / "stand-in" (the meta-prompt file used), shown as column `template`."""
-    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    table, undefined = inputs.pgr_long()
     t5 = meta_prompt_table(
         table,
         variants=ablation["variants"],
@@ -186,6 +171,7 @@ def table8(
     md_path: str,
     tex_path: str,
     paper_csv_path: str,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Table 8 (intrinsic metrics): rows (metric, generator, method), columns the domains and their average;
     disabled metrics are listed under the Markdown table; a long CSV puts ours beside the paper's."""
@@ -196,7 +182,8 @@ def table8(
     )
     wide = wide.reindex(columns=[*domains, "average"])
     wide.columns.name = None
-    write_table(wide, csv_path, md_path, tex_path, digits=3, caption="Intrinsic metrics (Table 8 layout).")
+    caption = _note("Intrinsic metrics (Table 8 layout).", note)
+    write_table(wide, csv_path, md_path, tex_path, digits=3, caption=caption)
     if disabled:
         notes = "\n".join(f"- `{name}` not measured: {why}" for name, why in disabled.items())
         write_text(Path(md_path), Path(md_path).read_text(encoding="utf-8") + "\n" + notes + "\n")
@@ -206,12 +193,8 @@ def table8(
 
 
 def table3(
+    inputs: StudyInputs,
     *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
     problem_solving: Mapping[str, Any] | None,
     problem_solving_scores: Sequence[str],
     stats_paths: Sequence[str],
@@ -223,15 +206,19 @@ def table3(
     paper_csv_path: str,
 ) -> dict[str, Any]:
     """Table 3 per generator: price, measured API cost (generation ledgers), problem solving and data
-    generation (mean PGR), and a long CSV of ours beside the paper's."""
-    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
-    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    generation (mean PGR), and a long CSV of ours beside the paper's; the LaTeX caption ends with the
+    students' note."""
+    table, undefined = inputs.pgr_long()
+    matrix = inputs.main_matrix(table)
     ps = None
     if problem_solving is not None:
-        ps = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
+        ps = study.problem_solving_table(problem_solving, list(inputs.benchmarks), problem_solving_scores)
     costs = study.generator_costs(table, study.read_ledgers(stats_paths))
     t3 = study.table3_frame(matrix, ps, costs, prices, domains)
-    caption = "API price (USD / 1M tokens), generation cost, problem solving, data generation (Table 3)."
+    caption = _note(
+        "API price (USD / 1M tokens), generation cost, problem solving, data generation (Table 3).",
+        inputs.note,
+    )
     write_table(t3, csv_path, md_path, tex_path, digits=2, caption=caption)
     theirs = paper.paper_table3().rename(
         columns={"api_cost_col1_usd": "input_per_mtok_usd", "api_cost_col2_usd": "output_per_mtok_usd"}
@@ -327,24 +314,20 @@ def _fit_row(name: str, df: pd.DataFrame, paper_fits: pd.DataFrame) -> dict[str,
 
 
 def figure4(
+    inputs: StudyInputs,
     *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
     problem_solving: Mapping[str, Any],
     problem_solving_scores: Sequence[str],
     png_path: str,
     pdf_path: str,
     points_csv: str,
     fits_csv: str,
-    note: str = "",
 ) -> dict[str, Any]:
     """Figure 4: PGR against the generators' problem-solving scores, coarse (per generator) and fine (per
     generator x setting), with OLS R^2 and p beside the paper's (n/a with too few points)."""
-    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
-    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    table, undefined = inputs.pgr_long()
+    matrix = inputs.main_matrix(table)
+    benchmarks = inputs.benchmarks
     ps = study.problem_solving_table(problem_solving, list(benchmarks), problem_solving_scores)
     coarse, fine = fig4_points(matrix, ps, benchmarks)
     pd.concat([coarse.assign(analysis="coarse"), fine.assign(analysis="fine")]).to_csv(
@@ -359,7 +342,7 @@ def figure4(
         png_path.removesuffix(".png"),
         paper_fits=paper.paper_fig4(),
         labels=paper.generator_labels(),
-        note=_note(note, source),
+        note=_note(inputs.note, source),
     )
     _write_figure(paths, png_path, pdf_path)
     return {"coarse_points": len(coarse), "fine_points": len(fine), "undefined_pgr_warnings": undefined}
@@ -460,26 +443,22 @@ def _fig6_row(name: str, fit: Any, n: int, k: int, why: str, ref: Mapping[str, f
 
 
 def figure6(
+    inputs: StudyInputs,
     intrinsic_paths: Sequence[str],
     *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
     problem_solving: Mapping[str, Any] | None,
     problem_solving_scores: Sequence[str],
     components: int,
     png_path: str,
     pdf_path: str,
     fit_csv: str,
-    note: str = "",
 ) -> dict[str, Any]:
     """Figure 6: OLS of PGR on the top principal components of the intrinsic metrics (data sets with a
-    defined PGR); R^2 and p beside the paper's, n/a when there are too few points."""
-    features, notes = _features(intrinsic_paths, problem_solving, benchmarks, problem_solving_scores)
-    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
-    matrix = pgr_matrix(table, variant=main["variant"], size=int(main["size"]))
+    defined PGR); R^2 and p beside the paper's, n/a when there are too few points. `inputs.note`: the
+    rule's note (for Figure 6, the intrinsic metrics')."""
+    features, notes = _features(intrinsic_paths, problem_solving, inputs.benchmarks, problem_solving_scores)
+    table, undefined = inputs.pgr_long()
+    matrix = inputs.main_matrix(table)
     pgr = pd.Series([matrix.at[(g, m), d] for g, m, d in features.index], index=features.index, dtype=float)
     keep = pgr.notna()
     features, dropped = study.clean_features(features[keep])  # PCA of the data sets with a defined PGR
@@ -499,7 +478,7 @@ def figure6(
     ]
     pd.DataFrame(rows).to_csv(fit_csv, index=False, na_rep=NA)
     no_pgr = f"{int((~keep).sum())} data set(s) without a defined PGR left out" if (~keep).any() else ""
-    caption = _note(note, no_pgr, *notes, FIG6_READING)
+    caption = _note(inputs.note, no_pgr, *notes, FIG6_READING)
     scores = result.scores if result is not None else None
     paths = plot_pgr_on_pcs(
         pgr.to_numpy(),
@@ -516,20 +495,11 @@ def figure6(
 
 
 def figure7(
-    *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    stats_paths: Sequence[str],
-    png_path: str,
-    pdf_path: str,
-    csv_path: str,
-    note: str = "",
+    inputs: StudyInputs, *, stats_paths: Sequence[str], png_path: str, pdf_path: str, csv_path: str
 ) -> dict[str, Any]:
     """Figure 7: PGR against the number of instances, dollars and tokens of generation (the pool's ledger
     pro rata to the instances used), per domain and on average; the paper's 10K Table 2 points beside."""
-    table, undefined = study.pgr_long(score_paths, students, benchmarks, eps)
+    table, undefined = inputs.pgr_long()
     rows = study.cost_rows(table, study.read_ledgers(stats_paths))
     rows.to_csv(csv_path, index=False, na_rep=NA)
     gens = list(dict.fromkeys(rows["generator"]))
@@ -543,7 +513,7 @@ def figure7(
         png_path.removesuffix(".png"),
         labels=paper.generator_labels(),
         paper=theirs if len(theirs) else None,
-        note=_note(note, *notes),
+        note=_note(inputs.note, *notes),
     )
     _write_figure(paths, png_path, pdf_path)
     return {"points": int(rows["pgr"].notna().sum()), "rows": len(rows), "undefined_pgr_warnings": undefined}

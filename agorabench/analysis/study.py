@@ -8,13 +8,14 @@ import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from agorabench.analysis import paper
-from agorabench.analysis.pgr import DOMAIN_LEVEL, UndefinedPGRWarning, collect_scores, pgr_table
+from agorabench.analysis.pgr import DOMAIN_LEVEL, UndefinedPGRWarning, collect_scores, pgr_matrix, pgr_table
 from agorabench.errors import ConfigError, DataError
 from agorabench.jsonl import read_json
 
@@ -49,6 +50,58 @@ def pgr_long_from_scores(
     for msg in undefined:
         log.warning("PGR undefined: %s", msg)
     return table, len(undefined)
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """What the analysis rules that compute PGRs share: the scores, the students (records with `model`),
+    benchmark -> domain, pgr_eps and, where the rule has them, the main experiment (variant, size),
+    analysis.bootstrap (None: no intervals) and the rule's one-line note (which students or intrinsic
+    metrics it covers). `scores`: score.json files (read with `collect_scores`) or, as one str, the
+    scores.csv that `scores_table` wrote."""
+
+    scores: str | tuple[str, ...]
+    students: Sequence[Mapping[str, Any]]
+    benchmarks: Mapping[str, str]
+    eps: float
+    main: Mapping[str, Any] | None = None
+    bootstrap: Mapping[str, Any] | None = None
+    note: str = ""
+
+    @classmethod
+    def from_rule(cls, input: Any, params: Any) -> StudyInputs:
+        """From a rule's input (its `scores`, else all of it) and params (`students`, `benchmarks`, `eps`;
+        `main`, `bootstrap`, `note` where it has them): smk.input / smk.params, or any objects like them."""
+        scores = getattr(input, "scores", input)
+        return cls(
+            scores=str(scores) if isinstance(scores, str) else tuple(str(p) for p in scores),
+            students=params.students,
+            benchmarks=params.benchmarks,
+            eps=params.eps,
+            main=getattr(params, "main", None),
+            bootstrap=getattr(params, "bootstrap", None),
+            note=getattr(params, "note", ""),
+        )
+
+    def score_frame(self) -> pd.DataFrame:
+        """The scores as one frame: scores.csv read back, or the score files collected."""
+        return pd.read_csv(self.scores) if isinstance(self.scores, str) else collect_scores(self.scores)
+
+    def pgr_long(self, scores: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:
+        """`pgr_long` of the students (on `scores`, a `score_frame` already read, if given)."""
+        frame = self.score_frame() if scores is None else scores
+        return pgr_long_from_scores(frame, self.students, self.benchmarks, self.eps)
+
+    def main_setting(self) -> tuple[str, int]:
+        """The main experiment's (variant, size); ValueError when the rule has no `main`."""
+        if self.main is None:
+            raise ValueError("these inputs have no main experiment (params.main)")
+        return self.main["variant"], int(self.main["size"])
+
+    def main_matrix(self, table: pd.DataFrame) -> pd.DataFrame:
+        """`table` in Table 2's layout, for the main experiment's variant and size."""
+        variant, size = self.main_setting()
+        return pgr_matrix(table, variant=variant, size=size)
 
 
 def domain_rows(table: pd.DataFrame) -> pd.DataFrame:

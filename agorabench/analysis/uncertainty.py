@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from agorabench.analysis.pgr import DOMAIN_ROW_BENCHMARK, DOMAINS, METHODS
+from agorabench.analysis.study import StudyInputs
 from agorabench.errors import ConfigError, DataError
 from agorabench.jsonl import read_json, read_jsonl
 
@@ -506,21 +507,15 @@ def interval_text(point: float, low: float, high: float, status: str, digits: in
 
 
 def pgr_intervals(
-    scores: pd.DataFrame,
-    table: pd.DataFrame,
-    matrix: pd.DataFrame,
-    *,
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
-    spec: Mapping[str, Any] | None,
+    scores: pd.DataFrame, table: pd.DataFrame, matrix: pd.DataFrame, inputs: StudyInputs
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The long PGR table with INTERVAL_COLUMNS and the interval columns of its Table 2 `matrix`."""
-    settings = bootstrap_settings(spec)
-    study = study_from_scores(scores, students, benchmarks, eps, settings)
+    """The long PGR table with INTERVAL_COLUMNS and the interval columns of its Table 2 `matrix`
+    (`scores`: `inputs.score_frame()`; `inputs.bootstrap`: analysis.bootstrap)."""
+    settings = bootstrap_settings(inputs.bootstrap)
+    students, (variant, size) = inputs.students, inputs.main_setting()
+    study = study_from_scores(scores, students, inputs.benchmarks, inputs.eps, settings)
     domains = [c for c in matrix.columns if c != "average"]
-    cells = table_cells(study, students, variant=main["variant"], size=int(main["size"]), domains=domains)
+    cells = table_cells(study, students, variant=variant, size=size, domains=domains)
     return interval_columns(table, study), interval_matrix(cells, matrix, settings["level"])
 
 
@@ -593,13 +588,8 @@ def significance_markdown(pairs: pd.DataFrame, settings: Mapping[str, Any], digi
 
 
 def significance_tables(
+    inputs: StudyInputs,
     *,
-    scores_csv: str,
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    main: Mapping[str, Any],
-    spec: Mapping[str, Any] | None,
     csv_path: str,
     md_path: str,
     methods: Sequence[str] = METHODS,
@@ -608,11 +598,12 @@ def significance_tables(
     """The significance view of Table 2 (the main experiment's students): pgr_significance.csv / .md."""
     from agorabench.jsonl import write_text
 
-    settings = bootstrap_settings(spec)
-    chosen = [s for s in students if s["variant"] == main["variant"] and int(s["size"]) == int(main["size"])]
-    study = study_from_scores(pd.read_csv(scores_csv), chosen, benchmarks, eps, settings)
+    settings = bootstrap_settings(inputs.bootstrap)
+    variant, size = inputs.main_setting()
+    chosen = [s for s in inputs.students if s["variant"] == variant and int(s["size"]) == size]
+    study = study_from_scores(inputs.score_frame(), chosen, inputs.benchmarks, inputs.eps, settings)
     present = [d for d in domains if any(s["domain"] == d for s in chosen)]
-    cells = table_cells(study, chosen, variant=main["variant"], size=int(main["size"]), domains=present)
+    cells = table_cells(study, chosen, variant=variant, size=size, domains=present)
     pairs = pairwise(
         cells,
         generators=list(dict.fromkeys(s["generator"] for s in chosen)),
@@ -682,21 +673,11 @@ def variant_pairwise(
     return with_holm(pd.DataFrame(rows, columns=VARIANT_PAIR_COLUMNS), alpha)
 
 
-def table5_significance(
-    *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    ablation: Mapping[str, Any],
-    spec: Mapping[str, Any] | None,
-    csv_path: str,
-) -> dict[str, int]:
+def table5_significance(inputs: StudyInputs, *, ablation: Mapping[str, Any], csv_path: str) -> dict[str, int]:
     """Table 5's significance view: table5_significance.csv (one row per pair of variants)."""
-    from agorabench.analysis.pgr import collect_scores
-
-    settings = bootstrap_settings(spec)
-    study = study_from_scores(collect_scores(score_paths), students, benchmarks, eps, settings)
+    settings = bootstrap_settings(inputs.bootstrap)
+    students = inputs.students
+    study = study_from_scores(inputs.score_frame(), students, inputs.benchmarks, inputs.eps, settings)
     pairs = variant_pairwise(study, students, ablation, alpha=settings["alpha"])
     _write_pairs(pairs, settings, csv_path)
     return {"pairs": len(pairs), "tested": int(pairs["p_value"].notna().sum()),
@@ -761,22 +742,13 @@ def figure7_markdown(pairs: pd.DataFrame, settings: Mapping[str, Any], digits: i
     return head + "\n\n" + to_markdown(_pairs_view(pairs, keys, a, b, digits))
 
 
-def figure7_significance(
-    *,
-    score_paths: Sequence[str],
-    students: Sequence[Mapping[str, Any]],
-    benchmarks: Mapping[str, str],
-    eps: float,
-    spec: Mapping[str, Any] | None,
-    csv_path: str,
-    md_path: str,
-) -> dict[str, int]:
+def figure7_significance(inputs: StudyInputs, *, csv_path: str, md_path: str) -> dict[str, int]:
     """Figure 7's significance view: figure7_significance.csv / .md (one row per pair of sizes)."""
-    from agorabench.analysis.pgr import collect_scores
     from agorabench.jsonl import write_text
 
-    settings = bootstrap_settings(spec)
-    study = study_from_scores(collect_scores(score_paths), students, benchmarks, eps, settings)
+    settings = bootstrap_settings(inputs.bootstrap)
+    students = inputs.students
+    study = study_from_scores(inputs.score_frame(), students, inputs.benchmarks, inputs.eps, settings)
     pairs = size_pairwise(study, students, alpha=settings["alpha"])
     _write_pairs(pairs, settings, csv_path)
     write_text(Path(md_path), figure7_markdown(pairs, settings))

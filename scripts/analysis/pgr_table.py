@@ -1,17 +1,9 @@
 from agorabench.analysis.stage import pgr_tables
+from agorabench.analysis.study import StudyInputs
 from agorabench.provenance import job
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
+inputs = StudyInputs.from_rule(smk.input, smk.params)
 with job(smk) as j:
-    j.counts = pgr_tables(
-        scores_csv=smk.input.scores,
-        students=smk.params.students,
-        benchmarks=smk.params.benchmarks,
-        eps=smk.params.eps,
-        main=smk.params.main,
-        long_path=smk.output.long,
-        csv_path=smk.output.csv,
-        md_path=smk.output.md,
-        tex_path=smk.output.tex,
-        bootstrap=smk.params.bootstrap,
-    )
+    out = smk.output
+    j.counts = pgr_tables(inputs, long_path=out.long, csv_path=out.csv, md_path=out.md, tex_path=out.tex)

@@ -1,17 +1,16 @@
 from agorabench.analysis.seeds import seed_variance
+from agorabench.analysis.study import StudyInputs
 from agorabench.provenance import job
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
+inputs = StudyInputs.from_rule(smk.input, smk.params)
 with job(smk) as j:
+    out = smk.output
     j.counts = seed_variance(
-        score_paths=list(smk.input),
-        students=smk.params.students,
-        benchmarks=smk.params.benchmarks,
-        eps=smk.params.eps,
-        spec=smk.params.bootstrap,
-        csv_path=smk.output.csv,
-        per_seed_path=smk.output.per_seed,
-        md_path=smk.output.md,
-        png_path=smk.output.png,
-        pdf_path=smk.output.pdf,
+        inputs,
+        csv_path=out.csv,
+        per_seed_path=out.per_seed,
+        md_path=out.md,
+        png_path=out.png,
+        pdf_path=out.pdf,
     )

@@ -1,14 +1,12 @@
 from agorabench.analysis.stage import table3
+from agorabench.analysis.study import StudyInputs
 from agorabench.provenance import job
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
+inputs = StudyInputs.from_rule(smk.input, smk.params)
 with job(smk) as j:
     j.counts = table3(
-        score_paths=list(smk.input.scores),
-        students=smk.params.students,
-        benchmarks=smk.params.benchmarks,
-        eps=smk.params.eps,
-        main=smk.params.main,
+        inputs,
         problem_solving=smk.params.problem_solving,
         problem_solving_scores=list(smk.input.problem_solving),
         stats_paths=list(smk.input.ledgers),

@@ -10,4 +10,5 @@ with job(smk) as j:
         md_path=smk.output.md,
         tex_path=smk.output.tex,
         paper_csv_path=smk.output.paper,
+        note=smk.params.note,
     )
