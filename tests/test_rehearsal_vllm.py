@@ -111,3 +111,29 @@ def test_sampling_is_seeded_per_request_and_stops_cut(vllm_backend) -> None:
     cut = next(iter(vllm_backend.complete(_reqs("t", max_tokens=24, stop=(stop,))[1:2])))
     assert cut.finish_reason == "stop" and stop not in cut.text
     assert greedy["t1"].startswith(cut.text)
+
+
+def _whole(step: dict[str, float]) -> dict[str, float]:
+    """The tokens that decode to text: a token holding part of a UTF-8 character decodes to '' in vLLM and
+    to U+FFFD in transformers (a verdict token is always whole text)."""
+    return {tok: lp for tok, lp in step.items() if tok and "\ufffd" not in tok}
+
+
+@needs_vllm
+@pytest.mark.slow
+def test_top_logprobs_equal_the_transformers_backends(vllm_backend, smollm2_dir: Path) -> None:
+    """Weighted verdicts through vLLM: its per-token top log-probabilities (of the raw model, before any
+    temperature) agree with the transformers backend's in fp32, token for token."""
+    reference = make_backend({"backend": "transformers", "model_dir": str(smollm2_dir), "dtype": "float32",
+                              "batch_size": 4, "num_threads": 1})  # fmt: skip
+    reqs = [Request(r.id, r.messages, r.sampling, top_logprobs=5) for r in _reqs("l", max_tokens=4)]
+    expected = {c.id: c.top_logprobs for c in reference.complete(reqs)}
+    got = {c.id: c.top_logprobs for c in vllm_backend.complete(reqs)}
+    assert got.keys() == expected.keys()
+    for rid, steps in got.items():
+        assert steps is not None and len(steps) >= 1, rid
+        first, ref = _whole(steps[0]), _whole(expected[rid][0])
+        assert len(steps[0]) == len(expected[rid][0]) and first.keys() == ref.keys(), rid
+        assert max(abs(first[t] - ref[t]) for t in ref) < 2e-3, rid
+    plain = next(iter(vllm_backend.complete(_reqs("p", max_tokens=2)[:1])))
+    assert plain.top_logprobs is None
