@@ -132,6 +132,14 @@ def test_math_scorer_version_reruns_the_math_scores_only(study):
     assert study.changed(pythonpath=shadow) == math_scores
 
 
+def test_a_generation_seed_reruns_that_generators_pools_only(study):
+    generator = next(iter(study.config["generators"]))
+    config = edited(study.config, lambda c: c["generators"][generator].__setitem__("generation_seed", 99))
+    own = {p for p in study.pools if f"/generation/{generator}/" in p}
+    assert own and own != study.pools
+    assert study.changed(config) == own
+
+
 def test_operational_settings_rerun_nothing(study):
     def edit(c: dict) -> None:
         for spec in c["generators"].values():

@@ -426,6 +426,7 @@ def _stats(ctx: _Context, ledger: _Ledger, n_valid: int, wall_s: float) -> dict[
         "template_sha256": ctx.template.sha,
         "validation": job.validation,
         "demonstrations": job.demonstrations,
+        "seed": job.seed,  # the generation seed: prompt draws and sampling seeds
         "models": sorted(ledger.models),
         "n": n,
         "max_attempts": job.budget.max_attempts,

@@ -24,7 +24,21 @@ from agorabench.errors import ConfigError
 from agorabench.llm.base import Backend
 
 BACKENDS = ("transformers", "openai", "anthropic", "vllm")
-NON_BACKEND_KEYS = frozenset({"label", "notes", "price", "prices", "cost", "description", "sampling"})
+# Keys of a generator entry that the workflow reads, not the backend (generation_seed / replicate_of: which
+# pools; the generation rule's params carry the seed).
+NON_BACKEND_KEYS = frozenset(
+    {
+        "label",
+        "notes",
+        "price",
+        "prices",
+        "cost",
+        "description",
+        "sampling",
+        "generation_seed",
+        "replicate_of",
+    }
+)
 _LIMIT_KEYS = (
     "concurrency", "requests_per_minute", "tokens_per_minute", "timeout_s", "max_retries",
     "backoff_base_s", "backoff_max_s", "extra_body",
