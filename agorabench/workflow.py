@@ -248,6 +248,7 @@ def check_config(config: dict[str, Any]) -> None:
                 raise ConfigError(f"benchmarks.{b}.judge", f"kind '{spec['kind']}' needs a judge")
             if spec["judge"] not in judges:
                 raise ConfigError(f"benchmarks.{b}.judge", f"'{spec['judge']}' is not a key of `judges`")
+    generation_replicates(config)  # every replicate's student has its counterpart
 
 
 def _check_replicate(generators: dict[str, Any], name: str, spec: dict[str, Any], seed: int) -> None:

@@ -80,7 +80,7 @@ def test_a_replicate_without_a_counterpart_student_is_refused():
     config = with_replicate()
     config["experiments"]["generation_seeds"]["sizes"] = [3]  # BASE has no n3 student
     with pytest.raises(ConfigError, match=rf"generators\.{REPLICATE}\.replicate_of"):
-        wf.generation_replicates(config)
+        wf.check_config(config)  # what `agorabench check-config` runs
 
 
 def test_the_replicate_adds_its_own_pool_and_the_seed_variance_target(tmp_path):
