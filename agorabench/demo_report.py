@@ -150,8 +150,11 @@ def _baseline_scores(results: Path) -> str:
 
 
 def _shared(load: tuple[float | None, float | None]) -> str:
-    """A warning when other work ran on the machine (load above one core, before or after the run)."""
-    return ": the machine was shared" if any(x is not None and x > 1.0 for x in load) else ""
+    """A warning when other work ran on the machine as the run began (load above one core). The load after
+    is the demo's own two jobs, so it says nothing of other work."""
+    before = load[0]
+    shared = ": the machine was shared" if before is not None and before > 1.0 else ""
+    return f"{shared}; the load after includes the demo's own jobs"
 
 
 def _weaker_by_construction(config: dict[str, Any]) -> str:

@@ -27,7 +27,11 @@ STEPS = re.compile(rb"(\d+) of (\d+) steps \(\d+%\) done")
 
 def _children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:  # a process can exit between its status read and this listing: it has no children then
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         with contextlib.suppress(OSError):
             out += [int(c) for c in (task / "children").read_text().split()]
     return out

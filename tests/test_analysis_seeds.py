@@ -53,10 +53,11 @@ def test_two_seeds_add_one_run_per_student_of_the_experiment():
     wf.check_config(config)
     (extra,) = wf.extra_replicates(config)
     assert extra.seed == 43 and extra.path == f"{extra.student.path}_seed43"
-    assert extra.student.size == 2 and [r.primary for r in wf.replicates(config)] == [True, False]
+    (volume_size,) = DEMO["experiments"]["data_volume"]["sizes"]
+    assert extra.student.size == volume_size and [r.primary for r in wf.replicates(config)] == [True, False]
     added = set(wf.evaluations(config)) - set(wf.evaluations(DEMO))
     assert added == {(extra.path, b) for b in wf.benchmarks_of(config, "math")}
-    assert wf.checkpoint_dir(config, extra.path).endswith("n2_seed43/model")
+    assert wf.checkpoint_dir(config, extra.path).endswith(f"n{volume_size}_seed43/model")
     paths = seeds.score_paths(config)
     assert f"results/demo/evaluation/{extra.path}/gsm8k/score.json" in paths
     assert "results/demo/evaluation/base/gsm8k/score.json" in paths

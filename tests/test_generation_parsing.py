@@ -42,6 +42,21 @@ def test_quality_enhancement_split():
     assert (echoed.ok, echoed.instruction, echoed.response) == (True, "Q?", "A.")
 
 
+def test_markers_in_another_case_split_at_a_line_start_only():
+    # SmolLM2-135M writes "Output:" for the prompt's "OUTPUT:" in most of its instances
+    p = parse(" Add 2 and 3.\nOutput: " + MATH_OK + "\n", domain="math")
+    assert (p.ok, p.instruction, p.response) == (True, "Add 2 and 3.", MATH_OK)
+    qe = parse("What is 2 + 3?\nrevised answer: " + MATH_OK, domain="math", method=QE)
+    assert (qe.ok, qe.instruction, qe.response) == (True, "What is 2 + 3?", MATH_OK)
+    # the marker as written wins over an example's "Output:" line; mid-line "output:" is no marker
+    examples = parse("Reverse a list.\nInput: [1, 2]\nOutput: [2, 1]\nOUTPUT: Use reversed().")
+    assert (examples.instruction, examples.response) == (
+        "Reverse a list.\nInput: [1, 2]\nOutput: [2, 1]",
+        "Use reversed().",
+    )
+    assert parse("Print the sample output: 5 and stop.").reason == "missing_trigger"
+
+
 def test_response_generation_takes_the_whole_completion():
     p = parse(CODE_OK + " [END]", domain="code", method=RG, instruction="Write add.")
     assert (p.ok, p.instruction, p.response) == (True, "Write add.", CODE_OK)

@@ -5,7 +5,8 @@ A malformed output never raises: it comes back as `Parsed(ok=False, reason=<code
 - `backend_error`: the backend returned an error instead of text.
 - `finish_length`: generation stopped at the token limit before the `[END]` stop phrase.
 - `missing_trigger`: the split marker is absent (`OUTPUT:` for instance generation, `Revised Answer:`
-  for quality enhancement).
+  for quality enhancement). Without the marker as written, one in another letter case at a line start
+  (`Output:`, `Revised answer:`) splits: small models often write the label in their own case.
 - `json_invalid`: no JSON object could be decoded (JSON variant); `json_missing_key`: it lacks a string
   `instruction` or `response`.
 - `empty`: instruction or response is empty after stripping.
@@ -58,7 +59,7 @@ _PYTHON_TAGS = {"", "python", "py", "python3"}
 VALIDATION_MODES = ("strict", "official")
 # Part of the generation rules' params (rules/common.smk): bump when a change to the parser or validators
 # here or in official.py moves numbers (which outputs are accepted, or how they are cleaned).
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"  # 2: strict mode matches the markers in any letter case
 
 
 @dataclass(frozen=True)
@@ -85,19 +86,30 @@ def _strip_echo(text: str, trigger: str) -> str:
     return text.rsplit(trigger, 1)[-1].strip() if text.startswith(trigger) else text
 
 
+def _split_at(text: str, trigger: str) -> tuple[str, str] | None:
+    """(before, after) the trigger as written, else its first line-start occurrence in another case."""
+    if trigger in text:
+        before, after = text.split(trigger, 1)
+        return before, after
+    m = re.search(rf"^[ \t]*{re.escape(trigger)}", text, re.IGNORECASE | re.MULTILINE)
+    return (text[: m.start()], text[m.end() :]) if m else None
+
+
 def _split_instance(text: str) -> tuple[str, str] | None:
-    if OUTPUT_TRIGGER not in text:
+    parts = _split_at(text, OUTPUT_TRIGGER)
+    if parts is None:
         return None
-    instruction, response = text.split(OUTPUT_TRIGGER, 1)
+    instruction, response = parts
     if INPUT_TRIGGER in instruction:  # echoed "INPUT:" before the instruction
         instruction = instruction.rsplit(INPUT_TRIGGER, 1)[-1]
     return instruction.strip(), response.strip()
 
 
 def _split_revision(text: str) -> tuple[str, str] | None:
-    if QE_ANSWER_TRIGGER not in text:
+    parts = _split_at(text, QE_ANSWER_TRIGGER)
+    if parts is None:
         return None
-    instruction, response = text.split(QE_ANSWER_TRIGGER, 1)
+    instruction, response = parts
     return _strip_echo(instruction, QE_QUESTION_TRIGGER), response.strip()
 
 

@@ -1,6 +1,7 @@
 """Record the official code's verdict on every case of the validation corpus.
 
     python tools/official/verdicts.py --git-dir DATA_AGORA_GIT tests/data/generation_official_corpus.json
+        [--tokenizer llama3|whitespace] [--cache DIR (default $AGORABENCH_CACHE or .cache)]
 
 Each case (a project-written completion for one setting) goes through data-agora's own `Agora.run_single`
 for a single attempt, set up as `agora_scripts/run.py`'s main() sets up that (method, domain): its prompt
@@ -8,8 +9,10 @@ loader, parser, validator and placeholder formats, with an LLM stand-in that ret
 finish reason (or raises, for finish reason "error"). An accepted instance then goes through
 `upload_to_hf.process_json_files` (the clean-up). The verdict, the parsed and cleaned pair, and for response
 generation the sha256 of the official prompt are written back into the corpus file with the commit and
-this tool's name. The validators' tokenizer (Llama-3.1-8B-Instruct in run.py) is replaced by the
-whitespace tokenizer the corpus names, so the length rule is checked without the hub.
+this tool's name. The validators' tokenizer (Meta-Llama-3.1-8B-Instruct in run.py) is, with `--tokenizer
+llama3` (the default), the same tokenizer built offline from Meta's BPE file in the pinned llama-models wheel
+(llama3_tokenizer.py beside this file), loaded by data-agora's own `AutoTokenizer.from_pretrained`; with
+`--tokenizer whitespace`, a whitespace split (the corpus's earlier stand-in). The corpus records which.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import os
 import random
 import sys
 import tempfile
@@ -26,9 +30,11 @@ import types
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import llama3_tokenizer
 from _checkout import COMMIT, import_data_agora, placeholder_formats, run_py_literal, working_tree
 
 DOMAIN = {"math": "math", "code": "code", "instruction_following": "general"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class WhitespaceTokenizer:
@@ -101,10 +107,10 @@ def _parser(da, case: dict):
     }[case["method"]]()
 
 
-def _validator(da, case: dict, formats: dict, max_tokens: int):
+def _validator(da, case: dict, formats: dict, max_tokens: int, tokenizer_name: str):
     v = da.core.validators
     cls = {"math": v.MathValidator, "code": v.CodeValidator}.get(case["domain"], v.GeneralValidator)
-    return cls(tokenizer_name="whitespace", max_tokens=max_tokens, placeholder_formats=formats)
+    return cls(tokenizer_name=tokenizer_name, max_tokens=max_tokens, placeholder_formats=formats)
 
 
 def _cleanup(upload, case: dict, result: dict) -> dict:
@@ -116,14 +122,14 @@ def _cleanup(upload, case: dict, result: dict) -> dict:
     return {"instruction": item["instruction"], "response": item["response"]}
 
 
-def verdict(da, upload, tree: Path, case: dict, default_max_tokens: int) -> dict:
+def verdict(da, upload, tree: Path, case: dict, default_max_tokens: int, tokenizer_name: str) -> dict:
     formats = placeholder_formats(tree, DOMAIN[case["domain"]], case["method"])
     loader = _loader(da, tree, case, formats)
     agora = da.agora.Agora(
         llm=CorpusLLM(case["text"], case.get("finish_reason", "stop")),
         placeholder_formats=formats,
         prompt_loader=loader,
-        validator=_validator(da, case, formats, case.get("max_tokens", default_max_tokens)),
+        validator=_validator(da, case, formats, case.get("max_tokens", default_max_tokens), tokenizer_name),
         parser=_parser(da, case),
         config=da.agora.AgoraConfig(max_retries=1, retry_delay=0.0, show_progress=False),
     )
@@ -161,21 +167,48 @@ def _load_upload(tree: Path):
     return upload
 
 
+def _use_tokenizer(da, corpus: dict, choice: str, cache: Path) -> str:
+    """The validators' `tokenizer_name` for `choice`, recorded in the corpus. llama3: the folder built from
+    the pinned wheel, loaded by data-agora's own AutoTokenizer; whitespace: AutoTokenizer stubbed."""
+    corpus["tokenizer"] = choice
+    if choice == "whitespace":
+        corpus.pop("tokenizer_asset", None)
+        da.core.validators.AutoTokenizer = WhitespaceTokenizer
+        return "whitespace"
+    corpus["tokenizer_asset"] = llama3_tokenizer.asset_record()
+    da.core.validators.AutoTokenizer = _LoadOnce(da.core.validators.AutoTokenizer)
+    return str(llama3_tokenizer.tokenizer_dir(cache))
+
+
+class _LoadOnce:
+    """The validators' AutoTokenizer, loading each folder once (each case builds its own validator)."""
+
+    def __init__(self, auto):
+        self.auto, self.loaded = auto, {}
+
+    def from_pretrained(self, name: str):
+        if name not in self.loaded:
+            self.loaded[name] = self.auto.from_pretrained(name)
+        return self.loaded[name]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("corpus")
     ap.add_argument("--checkout")
     ap.add_argument("--git-dir")
     ap.add_argument("--commit", default=COMMIT)
+    ap.add_argument("--tokenizer", choices=["llama3", "whitespace"], default="llama3")
+    ap.add_argument("--cache", default=os.environ.get("AGORABENCH_CACHE", str(ROOT / ".cache")))
     args = ap.parse_args()
     tree = working_tree(args.checkout, args.git_dir, args.commit)
     da = import_data_agora(tree)
-    da.core.validators.AutoTokenizer = WhitespaceTokenizer  # the corpus's tokenizer, no hub download
-    upload = _load_upload(tree)
     path = Path(args.corpus)
     corpus = json.loads(path.read_text(encoding="utf-8"))
+    tokenizer_name = _use_tokenizer(da, corpus, args.tokenizer, Path(args.cache))
+    upload = _load_upload(tree)
     for case in corpus["cases"]:
-        case["official"] = verdict(da, upload, tree, case, corpus["max_tokens"])
+        case["official"] = verdict(da, upload, tree, case, corpus["max_tokens"], tokenizer_name)
     corpus["verdicts_by"] = {
         "tool": "tools/official/verdicts.py",
         "repo": "neulab/data-agora",
