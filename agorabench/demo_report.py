@@ -31,7 +31,7 @@ BEGIN, END = "<!-- DEMO-RESULTS -->", "<!-- /DEMO-RESULTS -->"
 
 def item_scores(details: list[dict[str, Any]], kind: str, weight: int = 3) -> dict[str, float]:
     """Per-item score in percent (NaN: no verdict) from a score job's details.jsonl rows."""
-    from agorabench.evaluation.scorers.arena_hard import battles
+    from agorabench.evaluation.scorers.arena_hard import game_battles
 
     out: dict[str, float] = {}
     for row in details:
@@ -43,7 +43,7 @@ def item_scores(details: list[dict[str, Any]], kind: str, weight: int = 3) -> di
             pref = row.get("preference")
             value = np.nan if pref is None else 100.0 * (float(pref) - 1.0)
         elif kind == "arena_hard":
-            got = [b for g in row.get("games", []) for b in battles(g.get("label"), g["game"], weight)]
+            got = [b for g in row.get("games", []) for b in game_battles(g, weight)]  # weighted: soft
             value = 100.0 * float(np.mean(got)) if got else np.nan
         else:
             raise DataError("details.jsonl", f"unknown benchmark kind {kind!r}")

@@ -69,6 +69,18 @@ def test_item_scores_per_kind() -> None:
     }
     pref = item_scores([{"id": "a", "preference": 1.75}, {"id": "b", "preference": None}], "alpaca_eval")
     assert pref["a"] == 75.0 and math.isnan(pref["b"])
+    # Arena-Hard: labelled verdicts count as battles (a strong one `weight` times); a weighted verdict
+    # (the letter's probability, no label) is its one soft battle
+    games = [{"game": "model_first", "label": "A>>B"}, {"game": "baseline_first", "label": "A=B"}]
+    soft = [
+        {"game": "model_first", "label": None, "model_score": 0.9},
+        {"game": "baseline_first", "label": None, "model_score": 0.2},
+    ]
+    arena = item_scores(
+        [{"id": "h", "games": games}, {"id": "s", "games": soft}, {"id": "x", "games": []}], "arena_hard"
+    )
+    assert arena["h"] == pytest.approx(100.0 * 3.5 / 4) and arena["s"] == pytest.approx(55.0)
+    assert math.isnan(arena["x"])
     with pytest.raises(DataError, match="unknown benchmark kind"):
         item_scores([{"id": "a"}], "bleu")
 
