@@ -59,7 +59,7 @@ _PYTHON_TAGS = {"", "python", "py", "python3"}
 VALIDATION_MODES = ("strict", "official")
 # Part of the generation rules' params (rules/common.smk): bump when a change to the parser or validators
 # here or in official.py moves numbers (which outputs are accepted, or how they are cleaned).
-PARSER_VERSION = "2"  # 2: strict mode matches the markers in any letter case
+PARSER_VERSION = "2"  # 2: strict mode also splits at a marker in another letter case at a line start
 
 
 @dataclass(frozen=True)
