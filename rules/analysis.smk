@@ -372,6 +372,7 @@ rule intrinsic_judge_api:
     params:
         judge=lambda wc: ai.intrinsic_judges(config)[wc.judge],
         sampling=ai.judge_sampling(config),
+        verdict=ai.judge_verdict(config),
         rubric_keys=list(ai.rubric_paths(config)),
         official=ai.official_rubrics(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),
@@ -398,6 +399,7 @@ rule intrinsic_judge_local:
     params:
         judge=lambda wc: ai.intrinsic_judges(config)[wc.judge],
         sampling=ai.judge_sampling(config),
+        verdict=ai.judge_verdict(config),
         rubric_keys=list(ai.rubric_paths(config)),
         official=ai.official_rubrics(config),
         max_instances=config.get("intrinsic", {}).get("max_instances"),

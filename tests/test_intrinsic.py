@@ -152,6 +152,52 @@ def test_judge_counts_unparsed_and_failed_verdicts_and_never_asks_twice(tmp_path
     assert retried["value"] == pytest.approx(3.0)
 
 
+def test_weighted_verdict_is_the_expected_score_over_the_score_tokens():
+    lp = {"4": math.log(0.6), " 4": math.log(0.1), "5": math.log(0.2), "x": math.log(0.05), "7": -1.0}
+    assert intrinsic.weighted_verdict(lp) == pytest.approx((4 * 0.7 + 5 * 0.2) / 0.9)
+    assert intrinsic.weighted_verdict({"The": -0.1, "9": -0.5}) is None
+    assert intrinsic.weighted_verdict(None) is None and intrinsic.weighted_verdict({}) is None
+
+
+class ScriptedLogprobs(Scripted):
+    """Replies with the given first-token log-probabilities and records the requests."""
+
+    def __init__(self, tops: Sequence[dict[str, float] | None]):
+        super().__init__(["?"])
+        self.tops, self.asked = list(tops), []
+
+    def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        for req in requests:
+            self.asked.append(req)
+            top = self.tops[self.calls % len(self.tops)]
+            self.calls += 1
+            yield Completion(
+                id=req.id, text="?", finish_reason="length", model=self.model, top_logprobs=top and [top]
+            )
+
+
+def test_judge_reads_logprob_verdicts_from_the_first_token(tmp_path):
+    template = intrinsic.load_rubric(RUBRICS / "weighted" / "response_quality.txt", "response_quality")
+    sampling = Sampling(temperature=0.0, max_tokens=1)
+    backend = ScriptedLogprobs([{"2": math.log(0.5), "3": math.log(0.5)}, {"Hello": -0.1}])
+    result = intrinsic.judge_aspect(
+        backend, RECORDS, template, aspect="response_quality", sampling=sampling,
+        store=CallStore(tmp_path / "calls.jsonl"), verdict="logprobs", top_logprobs=5,
+    )  # fmt: skip
+    assert (result["parsed"], result["unparsed"], result["verdict"]) == (2, 1, "logprobs")
+    assert result["value"] == pytest.approx(2.5)  # two calls of 2.5; the one without a score token left out
+    assert {r.top_logprobs for r in backend.asked} == {5}
+    text_ids = intrinsic.judge_requests(
+        RECORDS, template, aspect="response_quality", judge_model=backend.model, sampling=sampling
+    )
+    assert not {r.id for r in text_ids} & {r.id for r in backend.asked}  # the mode is part of the id
+    with pytest.raises(ConfigError, match=r"intrinsic\.judge\.verdict"):
+        intrinsic.judge_aspect(
+            backend, RECORDS, template, aspect="response_quality", sampling=sampling,
+            store=CallStore(tmp_path / "c2.jsonl"), verdict="vibes",
+        )  # fmt: skip
+
+
 def test_judge_requests_depend_on_what_is_judged():
     rubric = intrinsic.load_rubric(RUBRICS / "instruction_difficulty.txt", "instruction_difficulty")
     s = Sampling(max_tokens=8)

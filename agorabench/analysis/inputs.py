@@ -327,6 +327,13 @@ def judge_sampling(config: dict[str, Any]) -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": 512, **(section.get("sampling") or {})}
 
 
+def judge_verdict(config: dict[str, Any]) -> dict[str, Any]:
+    """How the intrinsic judges' scores are read: {mode: text (the reply) | logprobs (the expected score
+    under the first token's log-probabilities), top_logprobs}."""
+    section = _section(config, "judge") or {}
+    return {"mode": section.get("verdict", "text"), "top_logprobs": section.get("top_logprobs", 20)}
+
+
 def reward_model_dir(config: dict[str, Any]) -> str | None:
     rm = _section(config, "reward_model")
     if rm is None:

@@ -78,6 +78,21 @@ def parse_verdict(text: str | None) -> int | None:
     return None
 
 
+def weighted_verdict(first_token: Mapping[str, float] | None) -> float | None:
+    """The expected 1-5 score under the first generated token's top log-probabilities: the tokens that
+    read as a score ("4", " 4") weigh by their probability, renormalised over those found; None when
+    none of the top tokens is a score."""
+    if not first_token:
+        return None
+    mass = dict.fromkeys(range(SCALE[0], SCALE[1] + 1), 0.0)
+    for token, logprob in first_token.items():
+        text = token.strip()
+        if text.isdigit() and int(text) in mass and math.isfinite(logprob):
+            mass[int(text)] += math.exp(logprob)
+    total = sum(mass.values())
+    return sum(k * p for k, p in mass.items()) / total if total > 0 else None
+
+
 def judge_requests(
     records: Sequence[Mapping[str, Any]],
     template: JudgeTemplate,
@@ -85,18 +100,31 @@ def judge_requests(
     aspect: str,
     judge_model: str,
     sampling: Sampling,
+    top_logprobs: int = 0,
 ) -> list[Request]:
-    """One request per record; its id depends on the judge, rubric, aspect, texts and sampling only."""
+    """One request per record; its id depends on the judge, rubric, aspect, texts and sampling only (and
+    on `top_logprobs` when log-probabilities are asked for)."""
     fields = JUDGE_ASPECTS[aspect]
+    extra = ["top_logprobs", top_logprobs] if top_logprobs else []
     out = []
     for i, rec in enumerate(records):
         values = {f: rec[f] for f in fields}
         rid = request_id(
-            "intrinsic", aspect, judge_model, template.sha256, values, dataclasses.asdict(sampling)
+            "intrinsic", aspect, judge_model, template.sha256, values, dataclasses.asdict(sampling), *extra
         )
         meta = {"aspect": aspect, "record": rec.get("id", i)}
-        out.append(Request(id=rid, messages=template.render(values), sampling=sampling, meta=meta))
+        messages = template.render(values)
+        out.append(Request(rid, messages, sampling, meta=meta, top_logprobs=top_logprobs))
     return out
+
+
+VERDICTS = ("text", "logprobs")
+
+
+def _score(comp: Completion, verdict: str) -> float | None:
+    if verdict == "logprobs":
+        return weighted_verdict(comp.top_logprobs[0] if comp.top_logprobs else None)
+    return parse_verdict(comp.text)
 
 
 def judge_aspect(
@@ -107,11 +135,22 @@ def judge_aspect(
     aspect: str,
     sampling: Sampling,
     store: CallStore,
+    verdict: str = "text",
+    top_logprobs: int = 20,
 ) -> dict[str, Any]:
-    """Mean 1-5 judge score of `aspect` over the records; unparsed verdicts and failed calls counted."""
+    """Mean 1-5 judge score of `aspect` over the records; unparsed verdicts and failed calls counted.
+
+    `verdict` "text" reads the score from the reply (parse_verdict); "logprobs" takes the expected score
+    under the first token's `top_logprobs` log-probabilities (weighted_verdict), so a small judge that
+    rarely writes a parsable verdict still gives one for every call, from a single generated token."""
     if aspect not in JUDGE_ASPECTS:
         raise ConfigError("intrinsic.judge", f"unknown aspect {aspect!r} (known: {', '.join(JUDGE_ASPECTS)})")
-    requests = judge_requests(records, template, aspect=aspect, judge_model=backend.model, sampling=sampling)
+    if verdict not in VERDICTS:
+        raise ConfigError("intrinsic.judge.verdict", f"must be one of {VERDICTS}, got {verdict!r}")
+    asked = top_logprobs if verdict == "logprobs" else 0
+    requests = judge_requests(
+        records, template, aspect=aspect, judge_model=backend.model, sampling=sampling, top_logprobs=asked
+    )
     run_with_progress(store, backend, requests, desc=f"intrinsic {aspect} judge {backend.model}")
     scores, unparsed, errors = [], 0, 0
     for req in requests:
@@ -119,7 +158,7 @@ def judge_aspect(
         if comp is None or comp.finish_reason == "error":
             errors += 1
             continue
-        score = parse_verdict(comp.text)
+        score = _score(comp, verdict)
         if score is None:
             unparsed += 1
         else:
@@ -131,6 +170,7 @@ def judge_aspect(
         "unparsed": unparsed,
         "errors": errors,
         "scale": list(SCALE),
+        "verdict": verdict,
         "judge_model": backend.model,
         "rubric": template.source,
         "rubric_sha256": template.sha256,

@@ -533,11 +533,13 @@ def intrinsic_judge(
     max_instances: int | None,
     out_path: str,
     official: Mapping[str, Any] | None = None,
+    verdict: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Instruction difficulty and response quality (1-5) of one generated set by one judge, as metrics
     `<aspect>_<suffix>`. `judge`: {name: key of `judges`, spec: backend spec, sampling: its own, if any}.
     `rubrics`: aspect -> the project's rubric file, or (with `official`, the config's `intrinsic.rubrics`)
-    the official evaluators and prompts files. The judge's calls are stored beside the output
+    the official evaluators and prompts files. `verdict`: {mode: text|logprobs, top_logprobs}
+    (intrinsic.judge; default text). The judge's calls are stored beside the output
     (`<out>.calls.jsonl`), so a rerun resumes them."""
     from agorabench.llm.factory import make_backend
 
@@ -549,11 +551,13 @@ def intrinsic_judge(
     store = CallStore(Path(out_path).with_suffix(".calls.jsonl"))
     own = dict(sampling) | dict(judge.get("sampling") or {})
     samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
+    mode = dict(verdict or {})
+    how = {"verdict": mode.get("mode", "text"), "top_logprobs": mode.get("top_logprobs", 20)}
     metrics: dict[str, Any] = {}
     with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
         for aspect, template in templates.items():
             result = intrinsic.judge_aspect(
-                backend, records, template, aspect=aspect, sampling=samp, store=store
+                backend, records, template, aspect=aspect, sampling=samp, store=store, **how
             )
             metrics[f"{aspect}_{suffix}"] = result | {"judge": judge["name"]}
     record = {"set": dict(set_meta) | {"path": set_path, "instances": len(records)}, "metrics": metrics}

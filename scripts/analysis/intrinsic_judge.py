@@ -17,6 +17,7 @@ with job(smk) as j:
         rubrics={k: smk.input[k] for k in smk.params.rubric_keys},
         official=smk.params.official,
         sampling=smk.params.sampling,
+        verdict=smk.params.verdict,
         max_instances=smk.params.max_instances,
         out_path=smk.output[0],
     )
