@@ -190,6 +190,15 @@ def test_intrinsic_config_errors_name_the_key(mutate, key):
         inputs.check_intrinsic(config)
 
 
+def test_logprob_verdicts_are_refused_with_the_official_rubrics():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    inputs.check_intrinsic(config)  # the paper config: official rubrics, text verdicts
+    config["intrinsic"]["judge"]["verdict"] = "logprobs"
+    with pytest.raises(ConfigError, match=r"intrinsic\.judge\.verdict"):
+        inputs.check_intrinsic(config)
+    inputs.check_intrinsic(DEMO)  # the demo: its own rubrics that ask for the score alone
+
+
 def test_problem_solving_and_figure4_availability():
     config = copy.deepcopy(DEMO)
     assert inputs.enabled_targets(config)["figure4"]

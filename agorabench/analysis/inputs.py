@@ -265,6 +265,12 @@ def check_intrinsic(config: dict[str, Any]) -> None:
     for suffix, name in ((judges or {}).get("judges") or {}).items():
         if name not in config.get("judges", {}):
             raise ConfigError(f"intrinsic.judge.judges.{suffix}", f"'{name}' is not a key of `judges`")
+    if (judges or {}).get("verdict") == "logprobs" and official_rubrics(config):
+        raise ConfigError(
+            "intrinsic.judge.verdict",
+            "logprobs reads the score from the first token; the official rubrics ask for feedback first "
+            "(use text, or the project's rubrics that ask for the score alone: config/intrinsic/weighted)",
+        )
     ppl = _section(config, "perplexity")
     if ppl is not None and ppl.get("model") not in config["models"]:
         raise ConfigError("intrinsic.perplexity.model", f"'{ppl.get('model')}' is not a key of `models`")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from agorabench.errors import ConfigError, DataError
-from agorabench.evaluation.judging import JudgeTemplate, fill, load_template
+from agorabench.evaluation.judging import JudgeTemplate, fill, load_template, verdict_logprobs
 from agorabench.jsonl import read_jsonl, sha256_text
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
 from agorabench.llm.store import CallStore
@@ -123,7 +123,7 @@ VERDICTS = ("text", "logprobs")
 
 def _score(comp: Completion, verdict: str) -> float | None:
     if verdict == "logprobs":
-        return weighted_verdict(comp.top_logprobs[0] if comp.top_logprobs else None)
+        return weighted_verdict(verdict_logprobs(comp))
     return parse_verdict(comp.text)
 
 
