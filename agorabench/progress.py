@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from agorabench.errors import ConfigError
 from agorabench.llm.base import Backend, Completion, Request
-from agorabench.llm.store import CallStore
+from agorabench.llm.store import CallStore, run_stores
 
 TTY_INTERVAL_S = 0.5
 LOG_INTERVAL_S = 30.0  # a redraw is one more line fragment in a log file
@@ -133,10 +133,20 @@ def run_with_progress(
     on_update: Callable[[Tally], None] | None = None,
 ) -> Tally:
     """`store.run(backend, requests)` behind a bar of calls: the stored ones count as done at once."""
-    wanted = list(dict.fromkeys(r.id for r in requests))
-    with Progress(len(wanted), desc, price=backend_price(backend), on_update=on_update) as bar:
-        bar.advance(len(wanted) - len(store.pending(requests)))
-        for _, comp in store.run(backend, requests):
+    return run_stores_with_progress(backend, [(store, requests)], desc, on_update)
+
+
+def run_stores_with_progress(
+    backend: Backend,
+    work: Sequence[tuple[CallStore, Sequence[Request]]],
+    desc: str,
+    on_update: Callable[[Tally], None] | None = None,
+) -> Tally:
+    """`run_stores(backend, work)` (one backend call for several stores) behind one bar of calls."""
+    wanted = sum(len(dict.fromkeys(r.id for r in reqs)) for _, reqs in work)
+    with Progress(wanted, desc, price=backend_price(backend), on_update=on_update) as bar:
+        bar.advance(wanted - sum(len(store.pending(reqs)) for store, reqs in work))
+        for _, _, comp in run_stores(backend, work):
             bar.call(comp)
             bar.advance()
         return bar.tally()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,11 @@ import torch
 
 from agorabench import workflow as wf
 from agorabench.errors import DataError
-from agorabench.evaluation.predict import BenchmarkTask, predict
+from agorabench.evaluation.predict import BenchmarkTask, predict, predict_benchmarks
 from agorabench.jsonl import read_jsonl, write_jsonl
-from agorabench.llm.transformers_backend import _RowSampler
+from agorabench.llm.base import Backend, Completion, Request
+from agorabench.llm.identity import model_identity
+from agorabench.llm.transformers_backend import TransformersBackend, _RowSampler
 
 
 def _reference_draw(scores: torch.Tensor, seeds: list[int], temperature: float, top_p: float) -> list[int]:
@@ -67,13 +70,27 @@ def test_one_engine_for_all_benchmarks_and_a_killed_job_keeps_what_it_finished(
     first, second = _benchmark(tmp_path, "gsm8k", 3), _benchmark(tmp_path, "math", 2)
     broken = BenchmarkTask("math", str(tmp_path / "absent.jsonl"), second.out_path, second.sampling)
     args = {"model_key": "base", "model_dir": str(smollm2_dir), "summary_path": str(tmp_path / "eval/p.json")}
-    with pytest.raises(DataError, match=r"absent\.jsonl"):  # the job dies on its second benchmark
+    with pytest.raises(DataError, match=r"absent\.jsonl"):  # a missing benchmark stops it before any call
         predict(tasks=[first, broken], **args)
-    assert len(read_jsonl(Path(first.out_path).with_name("predictions.calls.jsonl"))) == 3
+    assert not Path(first.out_path).with_name("predictions.calls.jsonl").exists()
+    real = TransformersBackend(smollm2_dir, batch_size=2, num_threads=1, model="base")
+
+    class Killed(Backend):  # the real model, killed after its third answer (both benchmarks in one call)
+        def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+            assert len(requests) == 5
+            for done, comp in enumerate(real.complete(requests)):
+                if done == 3:
+                    raise KeyboardInterrupt
+                yield comp
+
+    identity = model_identity({"backend": "transformers", "model": "base", "model_dir": str(smollm2_dir)})
+    with pytest.raises(KeyboardInterrupt):
+        predict_benchmarks([first, second], "base", Killed, identity)
+    stored = [len(read_jsonl(Path(t.out_path).with_name("predictions.calls.jsonl"))) for t in (first, second)]
+    assert sum(stored) == 3  # every answer finished before the kill is kept
     counts = predict(tasks=[first, second], **args)
     assert counts["engine_starts"] == 1  # one model load served both benchmarks
-    assert counts["benchmarks"]["gsm8k"]["reused_from_store"] == 3  # nothing asked twice
-    assert counts["benchmarks"]["math"]["reused_from_store"] == 0
+    assert [counts["benchmarks"][b]["reused_from_store"] for b in ("gsm8k", "math")] == stored  # none twice
     assert [r["id"] for r in read_jsonl(second.out_path)] == ["math-0", "math-1"]
     summary = json.loads((tmp_path / "eval/p.json").read_text())
     assert summary["predictions"] == 5 and set(summary["benchmarks"]) == {"gsm8k", "math"}

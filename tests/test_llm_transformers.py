@@ -119,3 +119,39 @@ def test_bad_settings_name_the_key(smollm2_dir: Path, tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             make_backend({"backend": "transformers", **spec}, key="students.s")
         assert err.value.key == key
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [{"max_tokens": 40}, {"max_tokens": 40, "temperature": 0.8, "top_p": 0.95, "seed": 3},
+     {"max_tokens": 40, "stop": ("\n",)}, {"max_tokens": 24, "repetition_penalty": 1.5}],
+)  # fmt: skip
+def test_decode_loop_matches_transformers_generate(backend_fp32: TransformersBackend, sampling) -> None:
+    """The backend's own decode loop (rows leave the batch as they end) against generate() itself."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    from agorabench.llm.transformers_backend import _row_seed, _RowSampler
+
+    reqs = _reqs("d", **sampling)
+    ours = {c.id: (c.text, c.output_tokens, c.finish_reason) for c in backend_fp32.complete(reqs)}
+    s, tok = reqs[0].sampling, backend_fp32.tokenizer
+    enc = tok.pad({"input_ids": [backend_fp32.encode(r) for r in reqs]}, padding_side="left",
+                  return_tensors="pt")  # fmt: skip
+    config = GenerationConfig(
+        max_new_tokens=s.max_tokens, do_sample=False, repetition_penalty=s.repetition_penalty or 1.0,
+        pad_token_id=tok.pad_token_id, eos_token_id=backend_fp32.eos_ids,
+    )  # fmt: skip
+    procs = [_RowSampler([_row_seed(r) for r in reqs], s.temperature, s.top_p)] if s.temperature else []
+    with torch.inference_mode():
+        out = backend_fp32.lm.generate(**enc, generation_config=config,
+                                       logits_processor=LogitsProcessorList(procs),
+                                       stopping_criteria=backend_fp32._stopping(s.stop))  # fmt: skip
+    new = out[:, enc["input_ids"].shape[1] :].tolist()
+    theirs = {}
+    for r, toks in zip(reqs, new, strict=True):
+        c = backend_fp32._completion(r, len(backend_fp32.encode(r)), toks, 0.0)
+        theirs[r.id] = (c.text, c.output_tokens, c.finish_reason)
+    assert ours == theirs
+    if "repetition_penalty" not in sampling:  # rows of different lengths: some left the batch early
+        assert len({n for _, n, _ in ours.values()}) > 1

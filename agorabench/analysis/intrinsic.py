@@ -399,12 +399,16 @@ def _batch_nll(model: Any, rows: list[tuple[list[int], int]], pad_id: int) -> li
         mask[i, : len(row)] = 1
         labels[i, start : len(row)] = ids[i, start : len(row)]
     device = next(model.parameters()).device
+    gold = labels[:, 1:].to(device)
     with torch.no_grad():
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-    shift, gold = logits[:, :-1], labels[:, 1:].to(device)
-    nll = torch.nn.functional.cross_entropy(shift.transpose(1, 2), gold, ignore_index=-100, reduction="none")
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        # One row at a time in float32: a batch's float logits would hold rows x width x vocabulary floats.
+        ce = torch.nn.functional.cross_entropy
+        nll = [
+            ce(logits[i, :-1].float(), gold[i], ignore_index=-100, reduction="sum") for i in range(len(rows))
+        ]
     counts = (gold != -100).sum(dim=1)
-    return [(float(nll[i].sum()), int(counts[i])) for i in range(len(rows))]
+    return [(float(nll[i]), int(counts[i])) for i in range(len(rows))]
 
 
 def perplexity(

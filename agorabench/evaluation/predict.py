@@ -22,7 +22,7 @@ from agorabench.llm.base import Backend, Request, Sampling, request_id
 from agorabench.llm.factory import make_backend
 from agorabench.llm.identity import model_identity
 from agorabench.llm.store import CallStore
-from agorabench.progress import run_with_progress
+from agorabench.progress import run_stores_with_progress
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,33 @@ def tasks_from(
     return [BenchmarkTask(b, i, o, sampling[b]) for b, i, o in zip(benchmarks, items, outputs, strict=True)]
 
 
+def predict_benchmarks(
+    tasks: list[BenchmarkTask], model_key: str, llm: Callable[[], Backend], identity: str = ""
+) -> dict[str, dict[str, Any]]:
+    """Every task's predictions: the answers missing from the tasks' call stores are asked in one backend
+    call (a local backend batches them together, whatever benchmark they come from); counts by task."""
+    asked = []
+    for task in tasks:
+        items = read_jsonl(task.items_path, required=("id", "prompt"))
+        requests = build_requests(items, Sampling.from_config(task.sampling), model_key, identity)
+        store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
+        asked.append((task, items, requests, store, sum(r.id in store for r in requests)))
+    work = [(store, requests) for _, _, requests, store, _ in asked if store.pending(requests)]
+    if work:
+        desc = f"{model_key} {'+'.join(t.name for t, _, reqs, store, _ in asked if store.pending(reqs))}"
+        run_stores_with_progress(llm(), work, desc=desc)
+    return {task.name: _write_predictions(task, *rest) for task, *rest in asked}
+
+
 def predict_benchmark(
     task: BenchmarkTask, model_key: str, llm: Callable[[], Backend], identity: str = ""
 ) -> dict[str, Any]:
-    items = read_jsonl(task.items_path, required=("id", "prompt"))
-    requests = build_requests(items, Sampling.from_config(task.sampling), model_key, identity)
-    store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
-    reused = sum(r.id in store for r in requests)
-    if store.pending(requests):
-        run_with_progress(store, llm(), requests, desc=f"{model_key} {task.name}")
+    return predict_benchmarks([task], model_key, llm, identity)[task.name]
+
+
+def _write_predictions(
+    task: BenchmarkTask, items: list[dict], requests: list[Request], store: CallStore, reused: int
+) -> dict[str, Any]:
     rows = []
     for item, req in zip(items, requests, strict=True):
         c = store.get(req.id)
@@ -130,7 +148,7 @@ def predict_all(
 
     try:
         identity = model_identity(spec)
-        per_benchmark = {t.name: predict_benchmark(t, model_key, llm, identity) for t in tasks}
+        per_benchmark = predict_benchmarks(tasks, model_key, llm, identity)
     finally:
         for b in engine:
             b.close()

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
@@ -105,29 +106,50 @@ class CallStore:
         retry_errors: bool = True,
     ) -> Iterator[tuple[Request, Completion]]:
         """Complete the pending requests, storing each result before yielding it."""
-        if not self.pending(requests, retry_errors):
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if getattr(backend, "mode", "online") == "batch":  # each store keeps its own batch ledger beside it
-            backend.use_ledger(self.path)  # type: ignore[attr-defined]
-        with self.path.open("a+b") as fh:
-            self._lock_and_reload(fh)  # another process may have finished some since __init__
-            todo = self.pending(requests, retry_errors)
-            by_id = {r.id: r for r in todo}
-            completions = backend.complete(todo) if todo else iter(())
-            try:
-                for comp in completions:
-                    req = by_id[comp.id]
-                    row = comp.to_dict() | {"meta": req.meta}
-                    self._append(fh, row)
-                    self._absorb([row])
-                    if on_completion is not None:
-                        on_completion(req, comp)
-                    yield req, comp
-            finally:
-                close = getattr(completions, "close", None)
-                if close is not None:  # stop the backend's in-flight work before the lock goes
-                    close()
+        for _, req, comp in run_stores(backend, [(self, requests)], retry_errors):
+            if on_completion is not None:
+                on_completion(req, comp)
+            yield req, comp
+
+
+def run_stores(
+    backend: Backend, work: Sequence[tuple[CallStore, Sequence[Request]]], retry_errors: bool = True
+) -> Iterator[tuple[CallStore, Request, Completion]]:
+    """Complete the pending requests of several stores with one backend call, so a local backend batches
+    rows of different stores together; each result goes into its own store before it is yielded.
+
+    Every store is locked for the whole call. Request ids must differ across the stores. A batch-API
+    backend keeps one ledger per store, so it runs the stores one after another.
+    """
+    work = [(store, reqs) for store, reqs in work if store.pending(reqs, retry_errors)]
+    if getattr(backend, "mode", "online") == "batch" and len(work) > 1:
+        for store, reqs in work:
+            yield from run_stores(backend, [(store, reqs)], retry_errors)
+        return
+    with ExitStack() as stack:
+        owner: dict[str, tuple[CallStore, IO[bytes], Request]] = {}
+        for store, reqs in work:
+            store.path.parent.mkdir(parents=True, exist_ok=True)
+            if getattr(backend, "mode", "online") == "batch":  # each store keeps its batch ledger beside it
+                backend.use_ledger(store.path)  # type: ignore[attr-defined]
+            fh = stack.enter_context(store.path.open("a+b"))
+            store._lock_and_reload(fh)  # another process may have finished some since __init__
+            for r in store.pending(reqs, retry_errors):
+                if owner.setdefault(r.id, (store, fh, r))[0] is not store:
+                    raise DataError(store.path, f"request {r.id} is also pending in {owner[r.id][0].path}")
+        todo = [r for _, _, r in owner.values()]
+        completions = backend.complete(todo) if todo else iter(())
+        try:
+            for comp in completions:
+                store, fh, req = owner[comp.id]
+                row = comp.to_dict() | {"meta": req.meta}
+                store._append(fh, row)
+                store._absorb([row])
+                yield store, req, comp
+        finally:
+            close = getattr(completions, "close", None)
+            if close is not None:  # stop the backend's in-flight work before the locks go
+                close()
 
 
 def cached_complete(

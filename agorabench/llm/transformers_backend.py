@@ -2,6 +2,8 @@
 
 Requests are grouped by sampling settings, sorted by prompt length and cut into batches, so padding
 stays small; each batch is generated with left padding and its completions are yielded as it finishes.
+The decode loop (`_decode`) drops a row from the batch (and its KV cache) as soon as it ends, so a batch
+costs its rows' own lengths instead of every row running to the longest one.
 
 Sampling is done per row by a logits processor that draws from a `torch.Generator` seeded from the
 request id and `Sampling.seed`, then forces that token under greedy decoding. A request therefore draws
@@ -50,6 +52,10 @@ class _RowSampler:
         self.temperature = temperature
         self.top_p = top_p
         self.top_k = top_k
+
+    def keep(self, rows: Sequence[int]) -> None:
+        """Follow the batch when rows leave it: keep only these rows' generators, in this order."""
+        self.generators = [self.generators[i] for i in rows]
 
     def _nucleus(self, probs: Any) -> tuple[Any, Any]:
         """(kept probabilities in descending order, their token ids): the smallest prefix reaching top_p."""
@@ -157,41 +163,32 @@ class TransformersBackend(Backend):
             self._stop_criteria[stop] = StopStringCriteria(self.tokenizer, list(stop))
         return StoppingCriteriaList([self._stop_criteria[stop]])
 
-    def _generation_kwargs(self, batch: list[tuple[Request, list[int]]]) -> dict[str, Any]:
-        from transformers import GenerationConfig, LogitsProcessorList
+    def _processors(self, batch: list[tuple[Request, list[int]]]) -> list[Any]:
+        """The logits processors of a batch, in the order generate() applies them."""
+        from transformers import RepetitionPenaltyLogitsProcessor
 
         s = batch[0][0].sampling
-        # Every sampling field is set explicitly so a model's generation_config.json cannot leak in.
-        config = GenerationConfig(
-            max_new_tokens=s.max_tokens, do_sample=False, num_beams=1, temperature=1.0, top_p=1.0,
-            repetition_penalty=s.repetition_penalty or 1.0,
-            pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos_ids,
-        )  # fmt: skip
-        kwargs: dict[str, Any] = {"generation_config": config, "stopping_criteria": self._stopping(s.stop)}
+        procs: list[Any] = []
+        if s.repetition_penalty and s.repetition_penalty != 1.0:
+            procs.append(RepetitionPenaltyLogitsProcessor(s.repetition_penalty))
         if s.temperature > 0:
-            seeds = [_row_seed(r) for r, _ in batch]
-            kwargs["logits_processor"] = LogitsProcessorList([_RowSampler(seeds, s.temperature, s.top_p)])
-        return kwargs
+            procs.append(_RowSampler([_row_seed(r) for r, _ in batch], s.temperature, s.top_p))
+        return procs
 
     def _generate(self, batch: list[tuple[Request, list[int]]]) -> list[Completion]:
-        import torch
-
         t0 = time.perf_counter()
         enc = self.tokenizer.pad(
             {"input_ids": [ids for _, ids in batch]}, padding=True, padding_side="left", return_tensors="pt"
         ).to(self.device)
+        s = batch[0][0].sampling
         k = max(r.top_logprobs for r, _ in batch)
-        kwargs = self._generation_kwargs(batch)
-        if k:  # the raw logits of every step, for the log-probabilities
-            kwargs["generation_config"].update(output_logits=True, return_dict_in_generate=True)
-        with torch.inference_mode():
-            out = self.lm.generate(**enc, **kwargs)
-        seqs = out.sequences if k else out
-        new = seqs[:, enc["input_ids"].shape[1] :].tolist()
-        tops = _top_ids(out.logits, k, len(batch)) if k else [None] * len(batch)
+        new, tops = _decode(
+            self.lm, enc["input_ids"], enc["attention_mask"], max_new=s.max_tokens,
+            processors=self._processors(batch), stopping=self._stopping(s.stop), ends=self._ends, k=k,
+        )  # fmt: skip
         latency = time.perf_counter() - t0
         return [
-            self._completion(r, len(ids), toks, latency, top)
+            self._completion(r, len(ids), toks, latency, top if k else None)
             for (r, ids), toks, top in zip(batch, new, tops, strict=True)
         ]
 
@@ -217,16 +214,72 @@ class TransformersBackend(Backend):
         self.lm = None  # free the weights
 
 
-def _top_ids(logits: Sequence[Any], k: int, rows: int) -> list[list[list[tuple[int, float]]]]:
-    """Per row, per step: the k most likely (token id, log-probability) under the model's raw logits
-    (before temperature, top-p and repetition penalty, as the OpenAI API reports them)."""
+def _decode(
+    lm: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    max_new: int,
+    processors: list[Any],
+    stopping: Any,
+    ends: set[int],
+    k: int = 0,
+) -> tuple[list[list[int]], list[list[list[tuple[int, float]]]]]:
+    """Greedy decoding of a left-padded batch, after `processors` (the seeded sampler forces its draw);
+    per row: the new tokens (up to and including the one that ends it) and, when `k`, each step's k most
+    likely (token id, log-probability) under the raw logits, as the OpenAI API reports them.
+
+    A row ends at a token in `ends`, at a stop string (`stopping`) or after `max_new` tokens; an ended row
+    leaves the batch, its KV cache with it, so the remaining steps compute only the rows still running.
+    Row by row this is what generate() computes (the same processors, positions and cache).
+    """
     import torch
 
-    steps = [torch.log_softmax(step.float(), dim=-1).topk(k, dim=-1) for step in logits]
-    return [
-        [list(zip(ids[row].tolist(), values[row].tolist(), strict=True)) for values, ids in steps]
-        for row in range(rows)
-    ]
+    rows = ids.shape[0]
+    tokens: list[list[int]] = [[] for _ in range(rows)]
+    tops: list[list[list[tuple[int, float]]]] = [[] for _ in range(rows)]
+    alive = list(range(rows))
+    pos = (mask.long().cumsum(-1) - 1).masked_fill_(mask == 0, 1)
+    with torch.inference_mode():
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+        cache, seqs, last = out.past_key_values, ids, pos[:, -1:]
+        for step in range(max_new):
+            logits = out.logits[:, -1, :].float()
+            if k:
+                values, top_ids = torch.log_softmax(logits, dim=-1).topk(k, dim=-1)
+                for j, row in enumerate(alive):
+                    tops[row].append(list(zip(top_ids[j].tolist(), values[j].tolist(), strict=True)))
+            scores = logits
+            for proc in processors:
+                scores = proc(seqs, scores)
+            nxt = scores.argmax(dim=-1)
+            seqs = torch.cat([seqs, nxt[:, None]], dim=-1)
+            done = [t in ends for t in nxt.tolist()]
+            if stopping is not None:
+                done = [d or bool(x) for d, x in zip(done, stopping(seqs, scores).tolist(), strict=True)]
+            for row, t in zip(alive, nxt.tolist(), strict=True):
+                tokens[row].append(t)
+            keep = [j for j, d in enumerate(done) if not d]
+            if not keep or step + 1 == max_new:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, device=ids.device)
+                cache.batch_select_indices(index)
+                seqs, mask, last, nxt = seqs[index], mask[index], last[index], nxt[index]
+                alive = [alive[j] for j in keep]
+                for proc in processors:
+                    if isinstance(proc, _RowSampler):
+                        proc.keep(keep)
+            mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=-1)
+            last = last + 1
+            out = lm(
+                input_ids=nxt[:, None],
+                attention_mask=mask,
+                position_ids=last,
+                past_key_values=cache,
+                use_cache=True,
+            )
+    return tokens, tops
 
 
 def _check_args(
