@@ -67,17 +67,35 @@ def _pgr(student: np.ndarray, base: np.ndarray, ref: np.ndarray, eps: float) -> 
         return np.where(np.abs(gap) > eps, (s - b) / gap * 100.0, np.nan)
 
 
+def _gain(student: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """The student's score minus S_0's, in points (per bootstrap round when rows are rounds)."""
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(student, axis=-1) - np.nanmean(base, axis=-1)
+
+
+def _interval(stacked: np.ndarray) -> tuple[float, float]:
+    """95% percentile interval of the per-round means of a (benchmarks, rounds) array."""
+    some = ~np.isnan(stacked).all(axis=0)  # rounds with at least one defined value
+    means = np.nanmean(stacked[:, some], axis=0)
+    lo, hi = np.percentile(means, [2.5, 97.5]) if len(means) else (np.nan, np.nan)
+    return float(lo), float(hi)
+
+
 def paired_bootstrap(
     results: str | Path, config: dict[str, Any], rounds: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
     """Per generator of the main experiment: mean benchmark-level PGR, its 95% paired-bootstrap interval,
-    and how many benchmark-level PGRs were defined on the full slices."""
+    how many benchmark-level PGRs were defined on the full slices, and the mean gain over S_0 (student
+    minus S_0, in points, with its interval from the same rounds). The gain does not divide by
+    S_ref - S_0, so on small slices, where that gap is an item or two, it is the steadier ranking."""
     results = Path(results)
     main = wf.main_experiment(config)
     eps = float(config.get("analysis", {}).get("pgr_eps", 1e-6))
     rng = np.random.default_rng(seed)
     per_gen: dict[str, list[np.ndarray]] = {}
     points: dict[str, list[float]] = {}
+    gains: dict[str, list[np.ndarray]] = {}
+    gain_points: dict[str, list[float]] = {}
     for bench, spec in config["benchmarks"].items():
         ids = [str(r["id"]) for r in read_jsonl(results / "evaluation" / "base" / bench / "details.jsonl")]
         idx = rng.integers(0, len(ids), size=(rounds, len(ids)))  # one resample per round, shared
@@ -88,17 +106,18 @@ def paired_bootstrap(
             student = _matrix(results, config, s.path, bench, ids)
             per_gen.setdefault(s.generator, []).append(_pgr(student[idx], base[idx], ref[idx], eps))
             points.setdefault(s.generator, []).append(float(_pgr(student, base, ref, eps)))
+            gains.setdefault(s.generator, []).append(_gain(student[idx], base[idx]))
+            gain_points.setdefault(s.generator, []).append(float(_gain(student, base)))
     rows = []
     for gen, draws in per_gen.items():
-        stacked = np.vstack(draws)  # (benchmark PGRs, rounds)
-        some = ~np.isnan(stacked).all(axis=0)  # rounds with at least one defined PGR
-        means = np.nanmean(stacked[:, some], axis=0)
         defined = [p for p in points[gen] if not np.isnan(p)]
-        lo, hi = np.percentile(means, [2.5, 97.5]) if len(means) else (np.nan, np.nan)
+        lo, hi = _interval(np.vstack(draws))  # (benchmark PGRs, rounds)
+        g_lo, g_hi = _interval(np.vstack(gains[gen]))
         rows.append({
             "generator": gen, "mean_pgr": float(np.mean(defined)) if defined else np.nan,
-            "ci_low": float(lo), "ci_high": float(hi),
+            "ci_low": lo, "ci_high": hi,
             "defined": len(defined), "benchmark_pgrs": len(points[gen]),
+            "mean_gain": float(np.nanmean(gain_points[gen])), "gain_low": g_lo, "gain_high": g_hi,
         })  # fmt: skip
     return pd.DataFrame(rows).sort_values("mean_pgr", ascending=False, ignore_index=True)
 
@@ -193,16 +212,19 @@ def render(results: str | Path, config: dict[str, Any], measure: dict[str, Any],
         f"{checks['judged_scores']} (lowest coverage {_pct(checks['min_verdict_coverage'])})",
         "",
         "Generators ranked by the mean of their students' benchmark-level PGRs, with a 95% paired "
-        "bootstrap interval over benchmark items (1,000 rounds; `agorabench/demo_report.py`)."
-        f"{_weaker_by_construction(config)}:",
+        "bootstrap interval over benchmark items (1,000 rounds; `agorabench/demo_report.py`), and the "
+        "mean gain of their students over S_0 in points (student minus S_0 on the same items, with its "
+        "interval from the same rounds: it does not divide by S_ref - S_0, which is an item or two on "
+        f"these slices).{_weaker_by_construction(config)}:",
         "",
-        "| Generator | mean PGR | 95% interval | PGRs defined |",
-        "|---|---:|---:|---:|",
+        "| Generator | mean PGR | 95% interval | PGRs defined | gain over S_0 (points) | 95% interval |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in ranking.itertuples():
         out.append(
             f"| {r.generator} | {_num(r.mean_pgr)} | [{_num(r.ci_low)}, {_num(r.ci_high)}] "
-            f"| {r.defined} of {r.benchmark_pgrs} |"
+            f"| {r.defined} of {r.benchmark_pgrs} | {_num(r.mean_gain)} "
+            f"| [{_num(r.gain_low)}, {_num(r.gain_high)}] |"
         )
     out += [
         "",

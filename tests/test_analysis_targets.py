@@ -203,7 +203,7 @@ def test_problem_solving_and_figure4_availability():
     config = copy.deepcopy(DEMO)
     assert inputs.enabled_targets(config)["figure4"]
     config["analysis"]["problem_solving"] = {"source": "paper"}  # the paper never ran the demo generators
-    assert sorted(inputs.problem_solving_missing(config)) == ["smollm2-96tok", "smollm2-t0.7"]
+    assert sorted(inputs.problem_solving_missing(config)) == ["smollm2-64tok", "smollm2-t0.7"]
     assert not inputs.enabled_targets(config)["figure4"]
     with pytest.raises(ConfigError, match=r"analysis\.problem_solving"):
         inputs.check_problem_solving(config)

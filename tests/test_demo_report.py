@@ -56,6 +56,18 @@ def test_paired_bootstrap_pgr_of_students_equal_to_s_ref_and_s0(results: Path) -
     assert (table["defined"] == 1).all()
 
 
+def test_gain_over_s0_is_in_points_and_needs_no_gap(results: Path) -> None:
+    table = paired_bootstrap(results, CONFIG, rounds=200, seed=1).set_index("generator")
+    # The S_ref-like student solves 4 of 10 items more than S_0: +40 points. Its resamples vary (which
+    # items were drawn), so the interval surrounds the point and stays above 0; S_0's copy gains 0 always.
+    gain, lo, hi = table.loc["same-as-ref", ["mean_gain", "gain_low", "gain_high"]].tolist()
+    assert gain == pytest.approx(40.0) and 0.0 < lo < gain < hi <= 100.0
+    assert table.loc["same-as-base", ["mean_gain", "gain_low", "gain_high"]].tolist() == [0.0, 0.0, 0.0]
+    _details(results, "reference", [i < 3 for i in range(N)])  # S_ref = S_0: PGR undefined, gain is not
+    again = paired_bootstrap(results, CONFIG, rounds=50).set_index("generator")
+    assert again.loc["same-as-ref", "mean_gain"] == pytest.approx(40.0)
+
+
 def test_no_gap_between_s_ref_and_s0_is_undefined(results: Path) -> None:
     _details(results, "reference", [i < 3 for i in range(N)])  # S_ref = S_0
     table = paired_bootstrap(results, CONFIG, rounds=50).set_index("generator")

@@ -562,3 +562,15 @@ def test_llama3_agora_template_matches_official_format(smollm2_dir):
         "<|start_header_id|>assistant<|end_header_id|>\n\nA.<|eot_id|>"
     )
     assert text == tok.bos_token + official
+
+
+def test_no_final_checkpoint_cancels_only_the_save_after_the_last_step() -> None:
+    from transformers import TrainerControl, TrainerState
+
+    from agorabench.training.callbacks import NoFinalCheckpoint
+
+    cb = NoFinalCheckpoint()
+    for step, expected in ((1, True), (2, False)):  # step 1: a periodic save stays; step 2 is the last
+        control = TrainerControl(should_save=True)
+        cb.on_step_end(None, TrainerState(max_steps=2, global_step=step), control)
+        assert control.should_save is expected

@@ -83,6 +83,18 @@ class StepLogger(TrainerCallback):
         )
 
 
+class NoFinalCheckpoint(TrainerCallback):
+    """Cancels the checkpoint the trainer saves after its last step (weights and optimizer states, about
+    4x the model's size): `save_final` writes the model right after it and, unless checkpoints are kept,
+    the checkpoint folder is then deleted. A job killed before `save_final` resumes from the last
+    periodic checkpoint."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_save = False
+        return control
+
+
 def _maybe_float(value: Any) -> float | None:
     return None if value is None else float(value)
 

@@ -20,7 +20,13 @@ from typing import Any
 from agorabench.errors import AgoraBenchError, ConfigError, DataError
 from agorabench.jsonl import sha256_file, sha256_text, write_json, write_jsonl
 from agorabench.training import checkpoints, data
-from agorabench.training.callbacks import StepLogger, plot_loss, read_log, truncate_log
+from agorabench.training.callbacks import (
+    NoFinalCheckpoint,
+    StepLogger,
+    plot_loss,
+    read_log,
+    truncate_log,
+)
 from agorabench.training.distributed import fsdp_on_cpu, sharding_summary, wants_fsdp_on_cpu
 from agorabench.training.hparams import SFTHparams, resolve_accumulation, validate_hparams, world_size
 from agorabench.training.runinfo import hardware, package_versions
@@ -314,7 +320,8 @@ def train_sft(
     step_log = StepLogger([log_path, ckpt_dir / LOG_COPY], elapsed_before=elapsed_before, is_main=_is_main())
     gamma = hp.lr_gamma if hp.lr_scheduler == "step_per_epoch" else None
     with fsdp_on_cpu(wants_fsdp_on_cpu(cuda)):  # `accelerate launch --use_fsdp` without GPUs
-        trainer = build_trainer(model, tokenizer, rows, config, callbacks=[step_log], lr_gamma=gamma)
+        callbacks = [step_log] if hp.keep_checkpoints else [step_log, NoFinalCheckpoint()]
+        trainer = build_trainer(model, tokenizer, rows, config, callbacks=callbacks, lr_gamma=gamma)
     if hp.global_batch_size and hp.gradient_accumulation_steps not in (None, accumulation):
         log.info("gradient accumulation %d (from global_batch_size %d over %d process(es))",
                  accumulation, hp.global_batch_size, procs)  # fmt: skip
