@@ -189,6 +189,33 @@ def _weaker_by_construction(config: dict[str, Any]) -> str:
     )
 
 
+def _verdict(ranking: pd.DataFrame, config: dict[str, Any]) -> str:
+    """Whether each weaker-by-construction generator came out below the others in this run: below on
+    the gain over S_0 with non-overlapping intervals, or not separated."""
+    shared = ((config.get("generation") or {}).get("sampling") or {}).get("max_tokens")
+    weak = {
+        name
+        for name, spec in (config.get("generators") or {}).items()
+        if shared and (spec.get("sampling") or {}).get("max_tokens", shared) < shared
+    }
+    lines = []
+    for r in ranking[ranking["generator"].isin(weak)].itertuples():
+        others = ranking[~ranking["generator"].isin(weak)]
+        below = bool((r.mean_gain < others["mean_gain"]).all())
+        apart = bool((r.gain_high < others["gain_low"]).all())
+        if below and apart:
+            lines.append(
+                f"In this run {r.generator} is below the others, with gain intervals that do not overlap."
+            )
+        else:
+            where = "below" if below else "not below"
+            lines.append(
+                f"In this run {r.generator} is {where} the others on the gain over S_0 and the intervals "
+                "overlap: the demo does not separate the generators."
+            )
+    return " ".join(lines)
+
+
 def render(results: str | Path, config: dict[str, Any], measure: dict[str, Any], figure: str) -> str:
     """The section between the README's DEMO-RESULTS markers."""
     results = Path(results)
@@ -226,6 +253,8 @@ def render(results: str | Path, config: dict[str, Any], measure: dict[str, Any],
             f"| {r.defined} of {r.benchmark_pgrs} | {_num(r.mean_gain)} "
             f"| [{_num(r.gain_low)}, {_num(r.gain_high)}] |"
         )
+    verdict = _verdict(ranking, config)
+    out += ["", verdict] if verdict else []
     out += [
         "",
         "The PGR table (`results/demo/analysis/pgr.md`; Table 2 layout, best per method block in bold; "

@@ -133,3 +133,23 @@ def test_render_reads_a_finished_run(results: Path) -> None:
     assert "1 of 2 (fewest: 5)" in text and "PGRs defined: 1 of 2" in text
     assert "| same-as-ref | 100.0 | [100.0, 100.0] | 1 of 1 |" in text
     assert "| base | 30.0 |" in text and "| x | 1 |" not in text  # only S_0 and S_ref's scores
+
+
+def test_verdict_says_whether_the_weaker_generator_came_out_below() -> None:
+    import pandas as pd
+
+    from agorabench.demo_report import _verdict
+
+    config = {"generation": {"sampling": {"max_tokens": 128}},
+              "generators": {"full": {"sampling": {}}, "cut": {"sampling": {"max_tokens": 64}}}}  # fmt: skip
+
+    def ranking(cut: tuple[float, float, float]) -> pd.DataFrame:
+        rows = [("full", 10.0, 5.0, 15.0), ("cut", *cut)]
+        return pd.DataFrame(rows, columns=["generator", "mean_gain", "gain_low", "gain_high"])
+
+    assert "do not overlap" in _verdict(ranking((-20.0, -30.0, -10.0)), config)
+    assert "is below the others" in _verdict(ranking((-20.0, -30.0, -10.0)), config)
+    assert "is not below the others" in _verdict(ranking((12.0, 2.0, 20.0)), config)
+    assert "is below the others on the gain over S_0 and the intervals overlap" in _verdict(
+        ranking((8.0, 1.0, 14.0)), config
+    )

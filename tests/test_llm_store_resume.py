@@ -27,7 +27,7 @@ from servers.fault_server import Faults, FaultServer, request_key
 from agorabench.errors import DataError
 from agorabench.llm.base import Request, Sampling
 from agorabench.llm.openai_backend import OpenAIBackend
-from agorabench.llm.store import CallStore, cached_complete
+from agorabench.llm.store import CallStore, cached_complete, run_stores
 
 N = 40
 CONCURRENCY = 4
@@ -184,3 +184,22 @@ def test_failed_calls_are_kept_then_retried(tmp_path: Path) -> None:
         assert cached_complete(once, reqs, store) == second  # and nothing is asked a third time
         assert srv.ledger.snapshot()["received"] == 6
     assert len(store.read_text().splitlines()) == 6  # 3 error rows (the ledger of attempts) + 3 results
+
+
+def test_several_stores_share_one_backend_call(tmp_path: Path) -> None:
+    reqs = _requests()[:6]
+    a, b = CallStore(tmp_path / "a.jsonl"), CallStore(tmp_path / "b.jsonl")
+    with FaultServer(Faults()) as srv:
+        backend = OpenAIBackend(model="echo", base_url=srv.url, api_key_env=None)
+        cached_complete(backend, reqs[:1], tmp_path / "a.jsonl")  # one already stored in a
+        a = CallStore(tmp_path / "a.jsonl")
+        got = [
+            (store.path.name, req.id) for store, req, _ in run_stores(backend, [(a, reqs[:3]), (b, reqs[3:])])
+        ]
+        assert sorted(got) == [("a.jsonl", r.id) for r in reqs[1:3]] + [("b.jsonl", r.id) for r in reqs[3:]]
+        assert srv.ledger.snapshot()["received"] == 6  # 1 before, then 5: nothing asked twice
+        with pytest.raises(DataError, match="also pending"):  # one request id, two stores: refused
+            list(run_stores(backend, [(CallStore(tmp_path / "c.jsonl"), reqs[:1]),
+                                      (CallStore(tmp_path / "d.jsonl"), reqs[:1])]))  # fmt: skip
+    assert sorted(_stored_ids(tmp_path / "a.jsonl")) == [r.id for r in reqs[:3]]
+    assert sorted(_stored_ids(tmp_path / "b.jsonl")) == [r.id for r in reqs[3:]]
