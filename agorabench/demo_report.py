@@ -176,28 +176,29 @@ def _shared(load: tuple[float | None, float | None]) -> str:
     return f"{shared}; the load after includes the demo's own jobs"
 
 
-def _weaker_by_construction(config: dict[str, Any]) -> str:
-    """A sentence naming the generators whose output budget is cut below the shared one, or ''."""
+def _weaker_generators(config: dict[str, Any]) -> dict[str, int]:
+    """Generators whose output budget is cut below the shared one, with their budget."""
     shared = ((config.get("generation") or {}).get("sampling") or {}).get("max_tokens")
-    cut = [
-        (name, spec["sampling"]["max_tokens"])
+    return {
+        name: spec["sampling"]["max_tokens"]
         for name, spec in (config.get("generators") or {}).items()
         if shared and (spec.get("sampling") or {}).get("max_tokens", shared) < shared
-    ]
+    }
+
+
+def _weaker_by_construction(config: dict[str, Any]) -> str:
+    """A sentence naming the generators whose output budget is cut below the shared one, or ''."""
+    shared = config["generation"]["sampling"]["max_tokens"] if _weaker_generators(config) else None
     return "".join(
-        f" {name} is weaker by construction ({n} new tokens per call against {shared})" for name, n in cut
+        f" {name} is weaker by construction ({n} new tokens per call against {shared})"
+        for name, n in _weaker_generators(config).items()
     )
 
 
 def _verdict(ranking: pd.DataFrame, config: dict[str, Any]) -> str:
     """Whether each weaker-by-construction generator came out below the others in this run: below on
     the gain over S_0 with non-overlapping intervals, or not separated."""
-    shared = ((config.get("generation") or {}).get("sampling") or {}).get("max_tokens")
-    weak = {
-        name
-        for name, spec in (config.get("generators") or {}).items()
-        if shared and (spec.get("sampling") or {}).get("max_tokens", shared) < shared
-    }
+    weak = set(_weaker_generators(config))
     lines = []
     for r in ranking[ranking["generator"].isin(weak)].itertuples():
         others = ranking[~ranking["generator"].isin(weak)]

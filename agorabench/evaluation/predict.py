@@ -75,10 +75,10 @@ def predict_benchmarks(
         requests = build_requests(items, Sampling.from_config(task.sampling), model_key, identity)
         store = CallStore(Path(task.out_path).with_name("predictions.calls.jsonl"))
         asked.append((task, items, requests, store, sum(r.id in store for r in requests)))
-    work = [(store, requests) for _, _, requests, store, _ in asked if store.pending(requests)]
-    if work:
-        desc = f"{model_key} {'+'.join(t.name for t, _, reqs, store, _ in asked if store.pending(reqs))}"
-        run_stores_with_progress(llm(), work, desc=desc)
+    missing = [(task.name, store, reqs) for task, _, reqs, store, _ in asked if store.pending(reqs)]
+    if missing:
+        desc = f"{model_key} {'+'.join(name for name, _, _ in missing)}"
+        run_stores_with_progress(llm(), [(store, reqs) for _, store, reqs in missing], desc=desc)
     return {task.name: _write_predictions(task, *rest) for task, *rest in asked}
 
 
