@@ -23,14 +23,37 @@ rule generate_local:
     threads: 8  # capped at --cores locally; torch uses exactly these
     resources:
         gpu=lambda wc: (
-            config["generators"][wc.generator].get("tensor_parallel_size", 1)
-            if config["generators"][wc.generator]["backend"] == "vllm"
-            else 0
+            0 if wc.generator in wf.one_job_generators(config) else _generator_gpus(wc)
         ),
     params:
         generation=_generation_params,
     script:
         "../scripts/generation/generate.py"
+
+
+# With `generation.one_job_per_generator`, one job per local generator makes the calls of all its pools
+# (their retry rounds side by side, one batch, one model load) into each pool's call store; each pool's
+# generate_local job then replays its store without loading the model.
+rule generate_settings:
+    input:
+        unpack(_generation_settings_inputs),
+    output:
+        f"{R}/generation/{{generator}}/settings.json",
+    log:
+        f"{R}/logs/generate_settings/{{generator}}.log",
+    benchmark:
+        f"{R}/benchmarks/generate_settings/{{generator}}.tsv"
+    wildcard_constraints:
+        generator=_alt(wf.one_job_generators(config)),
+    conda:
+        "../envs/vllm.yaml"
+    threads: 8
+    resources:
+        gpu=_generator_gpus,
+    params:
+        pools=_generation_settings_params,
+    script:
+        "../scripts/generation/generate_settings.py"
 
 
 rule generate_api:

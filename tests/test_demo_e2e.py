@@ -92,3 +92,16 @@ def test_one_inference_job_per_model(results):
                 == summary["benchmarks"][bench]["predictions"]
                 == CONFIG["benchmarks"][bench]["limit"]
             )
+
+
+def test_one_generation_job_per_generator(results):
+    """generate_settings made every call (one model load per generator); each pool's job replayed them."""
+    counts = ("valid", "calls", "rejected", "finish_reasons", "input_tokens", "output_tokens")
+    for g in wf.one_job_generators(CONFIG):
+        summary = json.loads((results / "generation" / g / "settings.json").read_text())
+        pools = {(s["domain"], s["method"], s["variant"]): s for s in summary["pools"]}
+        assert sorted(pools) == sorted(wf.generator_settings(CONFIG, g))
+        for (d, m, v), made in pools.items():
+            stats = json.loads((results / "generation" / g / d / m / v / "pool.stats.json").read_text())
+            assert [stats[k] for k in counts] == [made[k] for k in counts]
+            assert stats["calls_new"] == 0 and stats["calls_from_store"] == stats["calls"]

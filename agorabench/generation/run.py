@@ -18,7 +18,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from agorabench.generation.parsing import CountTokens, Parsed, parse_completion
 from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT, Template, check_setting, load_template
 from agorabench.jsonl import read_jsonl, sha256_text, write_json, write_jsonl
 from agorabench.llm.base import Backend, Completion, Request, Sampling, request_id
-from agorabench.llm.store import CallStore
+from agorabench.llm.store import CallStore, run_stores
 from agorabench.progress import cost_usd
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,13 @@ def make_request(
     return Request(id=rid, messages=tuple(messages), sampling=samp, meta=meta)
 
 
-def _complete(
-    store: CallStore, backend: Backend, jobs: list[_Attempt]
-) -> Iterator[tuple[_Attempt, Completion, bool]]:
-    """Each attempt with its completion and whether it came from the store (stored ones first)."""
+_Answered = Iterator[tuple[_Attempt, Completion, bool]]
+_Rounds = Generator[list[_Attempt], _Answered, dict[int, dict]]
+
+
+def _complete(store: CallStore, backend: Backend, jobs: list[_Attempt]) -> _Answered:
+    """Each attempt with its completion and whether it came from the store (stored ones first), each new
+    one as soon as the backend finishes it."""
     by_id = {j.request.id: j for j in jobs}
     new_ids = {r.id for r in store.pending([j.request for j in jobs])}
     for job in jobs:
@@ -235,15 +239,34 @@ def _complete(
         raise AgoraBenchError(f"backend {backend.name!r} returned no completion for request(s) {lost[:5]}")
 
 
+def _complete_stores(
+    backend: Backend, work: list[tuple[CallStore, list[_Attempt]]]
+) -> list[list[tuple[_Attempt, Completion, bool]]]:
+    """The attempts of several pools, the new ones asked in one backend call (a local backend batches
+    rows of different settings together); per pool, its attempts with their completions, stored first."""
+    answered: list[list[tuple[_Attempt, Completion, bool]]] = []
+    by_id: dict[str, tuple[int, _Attempt]] = {}
+    for k, (store, jobs) in enumerate(work):
+        new_ids = {r.id for r in store.pending([j.request for j in jobs])}
+        answered.append([(j, store.get(j.request.id), True) for j in jobs if j.request.id not in new_ids])
+        by_id |= {j.request.id: (k, j) for j in jobs if j.request.id in new_ids}
+    for _, req, comp in run_stores(backend, [(store, [j.request for j in jobs]) for store, jobs in work]):
+        k, job = by_id.pop(req.id)
+        answered[k].append((job, comp, False))
+    if by_id:
+        lost = list(by_id)[:5]
+        raise AgoraBenchError(f"backend {backend.name!r} returned no completion for request(s) {lost}")
+    return answered  # type: ignore[return-value]
+
+
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _run_rounds(
-    ctx: _Context, store: CallStore, backend: Backend, ledger: _Ledger, bar: bars.Progress
-) -> dict[int, dict]:
-    """Retry rounds until every index is valid or the call budget is spent; the valid records by index.
+def _rounds(ctx: _Context, ledger: _Ledger, bar: bars.Progress) -> _Rounds:
+    """Retry rounds until every index is valid or the call budget is spent; yields each chunk of attempts
+    and is sent their completions; returns the valid records by index.
 
     Each round asks `attempts_per_round` attempts of every pending index at once (better batching when most
     outputs are rejected); an index keeps its lowest valid attempt, so the result depends only on stored
@@ -268,8 +291,8 @@ def _run_rounds(
             ]
             tried: dict[int, list[tuple[int, Any, _Attempt]]] = {}
             for chunk in _chunks(slots[: max_attempts - ledger.calls], budget.chunk_size):
-                asked = [ctx.attempt(i, a) for i, a in chunk]
-                for att, comp, from_store in _complete(store, backend, asked):
+                answered = yield [ctx.attempt(i, a) for i, a in chunk]
+                for att, comp, from_store in answered:
                     ledger.add(comp, from_store)
                     bar.call(comp, from_store)
                     parsed = ctx.parse(att, comp)
@@ -294,13 +317,28 @@ def _run_rounds(
     return valid
 
 
-def generate(job: GenerationJob, backend: Backend, materials: Materials) -> dict:
-    """Generate up to `job.budget.n` valid instances with at most `job.budget.max_attempts` calls; writes
-    the pool and its stats (the ledger) and returns the stats.
+@dataclass
+class _Pool:
+    """One pool being generated: its context, store, ledger, bar and retry rounds."""
 
-    `validation` ("strict" | "official"), `demonstrations` ("seeds_only" | "official") and
-    `max_attempts_per_instance` select the modes of config/README.md.
-    """
+    ctx: _Context
+    store: CallStore
+    ledger: _Ledger
+    bar: bars.Progress
+    rounds: _Rounds
+    asked: list[_Attempt] | None = None
+    valid: dict[int, dict] | None = None
+
+    def send(self, answered: _Answered | None) -> None:
+        """Advance the rounds: the next chunk of attempts in `asked`, or the result in `valid`."""
+        try:
+            self.asked = next(self.rounds) if answered is None else self.rounds.send(answered)
+        except StopIteration as done:
+            self.asked, self.valid = None, done.value
+
+
+def _prepared(job: GenerationJob, backend: Backend, materials: Materials) -> tuple[GenerationJob, _Context]:
+    """The job checked, at the batch price and chunk size in batch mode, and its context."""
     _check_job(job, materials)
     template = load_template(materials.template_path, job.setting.method)
     if getattr(backend, "mode", "online") == "batch":  # batch price; CallStore.run keeps the batch ledger
@@ -312,20 +350,59 @@ def generate(job: GenerationJob, backend: Backend, materials: Materials) -> dict
         job = dataclasses.replace(
             job, price=price, budget=dataclasses.replace(job.budget, chunk_size=chunk_size)
         )
-    ctx = _Context(job, materials, template)
-    ledger = _Ledger()
-    started = time.monotonic()
-    with bars.Progress(
-        job.budget.n, str(job.setting), unit="inst", price=job.price, enabled=job.progress
-    ) as bar:  # instances accepted; calls, tokens and $ of this run (agorabench/progress.py)
-        valid = _run_rounds(ctx, CallStore(job.store_path), backend, ledger, bar)
+    return job, _Context(job, materials, template)
 
+
+def _finish(pool: _Pool, wall_s: float, write: bool) -> dict:
+    """The pool's stats (the ledger); with `write`, the pool and its stats are written."""
+    job, valid = pool.ctx.job, pool.valid or {}
     rows = [valid[i] for i in sorted(valid)]
-    write_jsonl(job.out_path, rows)
-    stats = _stats(ctx, ledger, len(rows), time.monotonic() - started)
+    stats = _stats(pool.ctx, pool.ledger, len(rows), wall_s)
     stats |= {"max_attempts_per_instance": job.budget.max_attempts_per_instance, **(job.labels or {})}
-    write_json(job.stats_path, stats)
+    if write:
+        write_jsonl(job.out_path, rows)
+        write_json(job.stats_path, stats)
     return stats
+
+
+def generate(job: GenerationJob, backend: Backend, materials: Materials) -> dict:
+    """Generate up to `job.budget.n` valid instances with at most `job.budget.max_attempts` calls; writes
+    the pool and its stats (the ledger) and returns the stats.
+
+    `validation` ("strict" | "official"), `demonstrations` ("seeds_only" | "official") and
+    `max_attempts_per_instance` select the modes of config/README.md.
+    """
+    return generate_pools([(job, materials)], backend)[0]
+
+
+def generate_pools(
+    work: list[tuple[GenerationJob, Materials]], backend: Backend, write: bool = True
+) -> list[dict]:
+    """`generate` for several pools of one generator at once: their retry rounds run side by side, and
+    each step's attempts of every pool go to the backend in one call (one batch on a local model). Every
+    pool keeps its own call store, schedule and outcome, so each is what `generate` alone writes from
+    the same stores; returns the stats of each pool, in order (`write=False`: fill the stores only)."""
+    started = time.monotonic()
+    pools: list[_Pool] = []
+    with ExitStack() as stack:
+        for job, materials in work:
+            job, ctx = _prepared(job, backend, materials)
+            bar = bars.Progress(  # instances accepted; calls, tokens and $ of this run
+                job.budget.n, str(job.setting), unit="inst", price=job.price, enabled=job.progress
+            )
+            stack.enter_context(bar)
+            ledger = _Ledger()
+            pools.append(_Pool(ctx, CallStore(job.store_path), ledger, bar, _rounds(ctx, ledger, bar)))
+            pools[-1].send(None)
+        while active := [p for p in pools if p.asked is not None]:
+            if len(active) == 1:  # one pool: its completions stream into its rounds (and its bar)
+                active[0].send(_complete(active[0].store, backend, active[0].asked))  # type: ignore[arg-type]
+                continue
+            answered = _complete_stores(backend, [(p.store, p.asked) for p in active])  # type: ignore[misc]
+            for pool, done in zip(active, answered, strict=True):
+                pool.send(iter(done))
+    wall_s = time.monotonic() - started
+    return [_finish(pool, wall_s, write) for pool in pools]
 
 
 _KEYWORDS = {cls: {f.name for f in fields(cls)} for cls in (Setting, Budget, GenerationJob, Materials)}

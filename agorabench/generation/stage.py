@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agorabench.errors import ConfigError
+from agorabench.errors import AgoraBenchError, ConfigError
 from agorabench.generation.instances import load_themes
 from agorabench.generation.run import (
     DEFAULT_SYSTEM_PROMPT,
@@ -15,14 +16,15 @@ from agorabench.generation.run import (
     GenerationJob,
     Materials,
     Setting,
-    generate,
+    generate_pools,
 )
-from agorabench.jsonl import read_jsonl
-from agorabench.llm.base import Sampling
-from agorabench.llm.factory import make_backend
+from agorabench.jsonl import read_jsonl, write_json
+from agorabench.llm.base import Backend, Completion, Request, Sampling
+from agorabench.llm.factory import backend_for_stores
 from agorabench.llm.identity import model_identity
 
 
+@functools.cache  # one tokenizer load for all the pools of a generate_settings job
 def student_token_counter(student_dir: str, validation: str = "strict") -> Callable[[str, str], int]:
     """Length of an (instruction, response) pair in the student's tokenizer: its chat format (strict) or
     the official validator's hard-coded Llama-3 format (official)."""
@@ -60,6 +62,7 @@ class GenerationTask:
     student_dir: str
     out_path: str
     stats_path: str
+    replay: str | None = None  # the generate_settings summary whose job made this pool's calls
 
     @classmethod
     def from_rule(
@@ -79,8 +82,22 @@ class GenerationTask:
         return cls(
             setting, dict(params), spec, seeds_path=inputs["seeds"], template_path=inputs["template"],
             themes_path=inputs["themes"], student_dir=inputs["student"], out_path=outputs["data"],
-            stats_path=outputs["stats"],
+            stats_path=outputs["stats"], replay=inputs.get("settings"),
         )  # fmt: skip
+
+    @classmethod
+    def for_settings(
+        cls, pools: list[Mapping[str, Any]], inputs: Mapping[str, Any], spec: Mapping[str, Any]
+    ) -> list[GenerationTask]:
+        """The tasks of a generate_settings job: per pool its wildcards, pool path and params (rule
+        param `pools`), with its seeds and meta-prompt from the input lists of the same order."""
+        tasks = []
+        for k, pool in enumerate(pools):
+            inputs_k = dict(inputs) | {"seeds": inputs["seeds"][k], "template": inputs["template"][k]}
+            stats = str(Path(pool["data"]).with_name("pool.stats.json"))
+            outputs = {"data": pool["data"], "stats": stats}
+            tasks.append(cls.from_rule(pool["wildcards"], inputs_k, outputs, pool["generation"], spec))
+        return tasks
 
 
 def generation_job(task: GenerationTask) -> GenerationJob:
@@ -128,10 +145,44 @@ def generation_materials(task: GenerationTask) -> Materials:
 
 
 def run_generation(task: GenerationTask) -> dict[str, Any]:
-    """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store."""
-    job, materials = generation_job(task), generation_materials(task)
-    with make_backend(task.backend_spec, key=f"generators.{task.setting.generator}") as backend:
-        return generate(job, backend, materials)
+    """Generate `params["n"]` valid instances (or report the shortfall) through a durable call store; a
+    local model is loaded only if some call is not stored yet."""
+    return _generate([task], write=True)[0]
+
+
+class _StoredOnly(Backend):
+    """The backend of a pool whose calls its generator's generate_settings job made: none is missing."""
+
+    def __init__(self, task: GenerationTask):
+        self.name, self.task = "stored calls only", task
+
+    def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        raise AgoraBenchError(
+            f"{self.task.setting}: {len(requests)} call(s) are not in "
+            f"{Path(self.task.out_path).with_name('calls.jsonl')}, which the job of {self.task.replay} "
+            "fills; rerun it (snakemake -R generate_settings)"
+        )
+
+
+def run_generation_settings(tasks: list[GenerationTask], out_path: str) -> dict[str, Any]:
+    """Fill the call stores of all of one generator's pools in one job (their rounds side by side, one
+    batch for all on a local model, one model load), then write what each pool would hold to `out_path`.
+    The pools themselves are written by their own jobs, which replay the stores without the model."""
+    generators = sorted({t.setting.generator for t in tasks})
+    if len(generators) != 1:
+        raise ConfigError("generation.one_job_per_generator", f"one generator per job, got {generators}")
+    stats = _generate(tasks, write=False)
+    summary = {"generator": generators[0], "pools": stats}
+    write_json(out_path, summary)
+    return {"pools": len(stats)} | {k: sum(s[k] for s in stats) for k in ("valid", "calls", "calls_new")}
+
+
+def _generate(tasks: list[GenerationTask], write: bool) -> list[dict[str, Any]]:
+    work = [(generation_job(t), generation_materials(t)) for t in tasks]
+    key = f"generators.{tasks[0].setting.generator}"
+    replay = tasks[0].replay is not None  # a pool's own job after its generate_settings job
+    with _StoredOnly(tasks[0]) if replay else backend_for_stores(tasks[0].backend_spec, key=key) as backend:
+        return generate_pools(work, backend, write=write)
 
 
 def _list_labels(params: dict[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,11 @@ skipped; any other unknown key is an error naming it, so a typo never silently c
 from __future__ import annotations
 
 import inspect
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from agorabench.errors import ConfigError
-from agorabench.llm.base import Backend
+from agorabench.llm.base import Backend, Completion, Request
 
 BACKENDS = ("transformers", "openai", "anthropic", "vllm")
 # Keys of a generator entry that the workflow reads, not the backend (generation_seed / replicate_of: which
@@ -86,6 +86,22 @@ def make_backend(
     ignore_keys: Collection[str] = NON_BACKEND_KEYS,
 ) -> Backend:
     """A ready backend for `spec`; a bad spec raises ConfigError naming `key` and the bad field."""
+    kind, args = _checked(spec, key, ignore_keys)
+    mode = spec.get("mode", "online")
+    if mode == "online" and "batch" not in spec:
+        backend = _backend_class(kind)(**args, key=key)
+    else:
+        from agorabench.llm.batch_factory import make_batch_backend  # batch mode (docs/batch.md)
+
+        backend = make_batch_backend(
+            lambda: _backend_class(kind)(**args, key=key), kind, mode, spec.get("batch"), key
+        )
+    backend.price = spec.get("price")  # the dollars a progress bar shows (agorabench/progress.py)
+    return backend
+
+
+def _checked(spec: dict[str, Any], key: str, ignore_keys: Collection[str]) -> tuple[str, dict[str, Any]]:
+    """The backend kind and its constructor's arguments; ConfigError for a bad spec."""
     if not isinstance(spec, dict):
         raise ConfigError(key, f"must be a mapping, got {type(spec).__name__}")
     kind = spec.get("backend")
@@ -101,14 +117,38 @@ def make_backend(
     for name in _REQUIRED[kind]:
         if args.get(name) in (None, ""):
             raise ConfigError(f"{key}.{name}", f"is required for backend {kind}")
-    mode = spec.get("mode", "online")
-    if mode == "online" and "batch" not in spec:
-        backend = _backend_class(kind)(**args, key=key)
-    else:
-        from agorabench.llm.batch_factory import make_batch_backend  # batch mode (docs/batch.md)
+    return kind, args
 
-        backend = make_batch_backend(
-            lambda: _backend_class(kind)(**args, key=key), kind, mode, spec.get("batch"), key
-        )
-    backend.price = spec.get("price")  # the dollars a progress bar shows (agorabench/progress.py)
-    return backend
+
+class LazyBackend(Backend):
+    """A local model's backend, built at its first call: a job whose requests are all in its call store
+    (a resumed job, or pools a job of all of a generator's settings has filled) loads no model."""
+
+    def __init__(self, spec: dict[str, Any], key: str):
+        kind, _ = _checked(spec, key, NON_BACKEND_KEYS)  # a bad spec fails now, not at the first call
+        self.name, self.model, self.price = kind, str(spec.get("model", "")), spec.get("price")
+        self._spec, self._key, self._built = dict(spec), key, None
+
+    @property
+    def built(self) -> bool:
+        return self._built is not None
+
+    def _backend(self) -> Backend:
+        if self._built is None:
+            self._built = make_backend(self._spec, key=self._key)
+        return self._built
+
+    def complete(self, requests: Sequence[Request]) -> Iterator[Completion]:
+        return self._backend().complete(requests)
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built.close()
+
+
+def backend_for_stores(spec: dict[str, Any], *, key: str) -> Backend:
+    """The backend of a job that goes through call stores: a local model (online) is built lazily
+    (`LazyBackend`), an API client (cheap, and in batch mode stateful) at once."""
+    local = isinstance(spec, dict) and spec.get("backend") in ("transformers", "vllm")
+    online = isinstance(spec, dict) and spec.get("mode", "online") == "online" and "batch" not in spec
+    return LazyBackend(spec, key) if local and online else make_backend(spec, key=key)

@@ -213,11 +213,14 @@ def _provenance(c: CardInputs) -> list[str]:
     version = f"commit `{code.get('git_commit')}`" + (
         " with uncommitted changes" if code.get("dirty") else ""
     )
+    made_by = [i["path"] for i in rec.get("inputs", []) if str(i.get("path", "")).endswith("/settings.json")]
     return [
         "## Provenance",
         "",
         *_table([
             ("job", f"`{rec.get('rule', '?')}`, {rec.get('started', '?')} to {rec.get('finished', '?')}"),
+            *[("calls made by", f"the `generate_settings` job of `{path}` (one job for all of the "
+               "generator's pools); this job replayed them from the call store") for path in made_by],
             ("code", version),
             ("lineage", f"`python -m agorabench.provenance trace {c.pool_path}`"),
         ]),
