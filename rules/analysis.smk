@@ -407,6 +407,37 @@ rule intrinsic_judge_local:
         "../scripts/analysis/intrinsic_judge.py"
 
 
+# With `intrinsic.judge.one_job_per_judge`, one job per local judge makes its calls for every set (one
+# model load, batches that mix sets) into each set's call store; each set's intrinsic_judge_local job then
+# reads them without loading the judge.
+rule intrinsic_judge_calls:
+    input:
+        unpack(_intrinsic_judge_calls_inputs),
+    output:
+        f"{A}/intrinsic/judge_calls.{{judge}}.json",
+    log:
+        f"{R}/logs/intrinsic_judge_calls/{{judge}}.log",
+    benchmark:
+        f"{R}/benchmarks/intrinsic_judge_calls/{{judge}}.tsv"
+    wildcard_constraints:
+        judge=_alt(ai.one_job_judges(config)),
+    conda:
+        "../envs/analysis.yaml"
+    threads: config.get("intrinsic", {}).get("threads", 8)
+    resources:
+        gpu=_intrinsic_judge_gpus,
+    params:
+        judge=lambda wc: ai.intrinsic_judges(config)[wc.judge],
+        sampling=ai.judge_sampling(config),
+        verdict=ai.judge_verdict(config),
+        rubric_keys=list(ai.rubric_paths(config)),
+        official=ai.official_rubrics(config),
+        max_instances=config.get("intrinsic", {}).get("max_instances"),
+        sets=_intrinsic_judge_sets,
+    script:
+        "../scripts/analysis/intrinsic_judge_calls.py"
+
+
 if ai.official_rubrics(config):
 
     rule intrinsic_rubrics:

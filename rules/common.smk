@@ -201,7 +201,26 @@ def _intrinsic_judge_inputs(wc):
     spec = _intrinsic_judge_spec(wc)
     if wf.is_local(spec):
         inputs["judge_model"] = wf.model_dir(config, spec["model"])
+    if wc.judge in ai.one_job_judges(config):  # the calls are made, the job reads them from its store
+        inputs["calls"] = f"{A}/intrinsic/judge_calls.{wc.judge}.json"
     return inputs
+
+
+def _intrinsic_judge_sets(wc):
+    """Every set an intrinsic judge grades: its data, wildcards and the output of its own job."""
+    sets = []
+    for s in ai.intrinsic_sets(config):
+        names = vars(s) | {"judge": wc.judge}
+        out = INTR.format(**names) + f".judge.{wc.judge}.json"
+        sets.append({"data": _intrinsic_set(s), "set_meta": vars(s), "out": out})
+    return sets
+
+
+def _intrinsic_judge_calls_inputs(wc):
+    """Every set's data, the rubrics and the local judge's weights."""
+    spec = _intrinsic_judge_spec(wc)
+    inputs = {"data": [s["data"] for s in _intrinsic_judge_sets(wc)]} | ai.rubric_paths(config)
+    return inputs | {"judge_model": wf.model_dir(config, spec["model"])}
 
 
 def _intrinsic_judge_gpus(wc):

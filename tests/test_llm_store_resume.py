@@ -198,8 +198,11 @@ def test_several_stores_share_one_backend_call(tmp_path: Path) -> None:
         ]
         assert sorted(got) == [("a.jsonl", r.id) for r in reqs[1:3]] + [("b.jsonl", r.id) for r in reqs[3:]]
         assert srv.ledger.snapshot()["received"] == 6  # 1 before, then 5: nothing asked twice
-        with pytest.raises(DataError, match="also pending"):  # one request id, two stores: refused
-            list(run_stores(backend, [(CallStore(tmp_path / "c.jsonl"), reqs[:1]),
-                                      (CallStore(tmp_path / "d.jsonl"), reqs[:1])]))  # fmt: skip
+        # one request pending in two stores: asked once, stored (and yielded) for each
+        shared = list(run_stores(backend, [(CallStore(tmp_path / "c.jsonl"), reqs[:1]),
+                                           (CallStore(tmp_path / "d.jsonl"), reqs[:1])]))  # fmt: skip
+        names = [(s.path.name, r.id) for s, r, _ in shared]
+        assert names == [(f, reqs[0].id) for f in ("c.jsonl", "d.jsonl")]
+        assert srv.ledger.snapshot()["received"] == 7
     assert sorted(_stored_ids(tmp_path / "a.jsonl")) == [r.id for r in reqs[:3]]
     assert sorted(_stored_ids(tmp_path / "b.jsonl")) == [r.id for r in reqs[3:]]

@@ -328,6 +328,13 @@ def intrinsic_judge_suffixes(config: dict[str, Any], *, local: bool) -> list[str
     return [s for s, j in judges.items() if wf.is_local(config["judges"][j["name"]]) == local]
 
 
+def one_job_judges(config: dict[str, Any]) -> list[str]:
+    """Suffixes of the local intrinsic judges whose calls for every set one job makes (rule
+    intrinsic_judge_calls; `intrinsic.judge.one_job_per_judge`); each set's job then reads its store."""
+    section = _section(config, "judge") or {}
+    return intrinsic_judge_suffixes(config, local=True) if section.get("one_job_per_judge") else []
+
+
 def judge_sampling(config: dict[str, Any]) -> dict[str, Any]:
     section = _section(config, "judge") or {}
     return {"temperature": 0.0, "max_tokens": 512, **(section.get("sampling") or {})}

@@ -127,6 +127,27 @@ def _score(comp: Completion, verdict: str) -> float | None:
     return parse_verdict(comp.text)
 
 
+def aspect_requests(
+    records: Sequence[Mapping[str, Any]],
+    template: JudgeTemplate,
+    *,
+    aspect: str,
+    judge_model: str,
+    sampling: Sampling,
+    verdict: str = "text",
+    top_logprobs: int = 20,
+) -> list[Request]:
+    """The judge requests of `aspect` over the records, with the aspect and verdict mode checked."""
+    if aspect not in JUDGE_ASPECTS:
+        raise ConfigError("intrinsic.judge", f"unknown aspect {aspect!r} (known: {', '.join(JUDGE_ASPECTS)})")
+    if verdict not in VERDICTS:
+        raise ConfigError("intrinsic.judge.verdict", f"must be one of {VERDICTS}, got {verdict!r}")
+    asked = top_logprobs if verdict == "logprobs" else 0
+    return judge_requests(
+        records, template, aspect=aspect, judge_model=judge_model, sampling=sampling, top_logprobs=asked
+    )
+
+
 def judge_aspect(
     backend: Backend,
     records: Sequence[Mapping[str, Any]],
@@ -143,14 +164,10 @@ def judge_aspect(
     `verdict` "text" reads the score from the reply (parse_verdict); "logprobs" takes the expected score
     under the first token's `top_logprobs` log-probabilities (weighted_verdict), so a small judge that
     rarely writes a parsable verdict still gives one for every call, from a single generated token."""
-    if aspect not in JUDGE_ASPECTS:
-        raise ConfigError("intrinsic.judge", f"unknown aspect {aspect!r} (known: {', '.join(JUDGE_ASPECTS)})")
-    if verdict not in VERDICTS:
-        raise ConfigError("intrinsic.judge.verdict", f"must be one of {VERDICTS}, got {verdict!r}")
-    asked = top_logprobs if verdict == "logprobs" else 0
-    requests = judge_requests(
-        records, template, aspect=aspect, judge_model=backend.model, sampling=sampling, top_logprobs=asked
-    )
+    requests = aspect_requests(
+        records, template, aspect=aspect, judge_model=backend.model, sampling=sampling, verdict=verdict,
+        top_logprobs=top_logprobs,
+    )  # fmt: skip
     run_with_progress(store, backend, requests, desc=f"intrinsic {aspect} judge {backend.model}")
     scores, unparsed, errors = [], 0, 0
     for req in requests:

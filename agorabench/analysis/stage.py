@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from agorabench.analysis.tables import NA, format_value, meta_prompt_table, writ
 from agorabench.analysis.tables import scores_table as wide_scores
 from agorabench.analysis.tables import to_markdown as to_markdown_text
 from agorabench.jsonl import write_json, write_text
-from agorabench.llm.base import Sampling
+from agorabench.llm.base import Request, Sampling
 from agorabench.llm.store import CallStore
 
 log = logging.getLogger(__name__)
@@ -522,6 +523,51 @@ def figure7(
 # Intrinsic metrics of one generated set ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _JudgePlan:
+    """What one generated set's intrinsic judging asks: its records, the rubric of each aspect, the
+    call store beside the output, the sampling and how verdicts are read."""
+
+    records: list[dict[str, Any]]
+    templates: dict[str, Any]
+    store: CallStore
+    sampling: Sampling
+    verdict: str
+    top_logprobs: int
+
+    def requests(self, judge_model: str) -> list[Request]:
+        out: list[Request] = []
+        for aspect, template in self.templates.items():
+            out += intrinsic.aspect_requests(
+                self.records, template, aspect=aspect, judge_model=judge_model, sampling=self.sampling,
+                verdict=self.verdict, top_logprobs=self.top_logprobs,
+            )  # fmt: skip
+        return out
+
+
+def _judge_plan(
+    set_path: str,
+    domain: str,
+    judge: Mapping[str, Any],
+    rubrics: Mapping[str, str],
+    sampling: Mapping[str, Any],
+    max_instances: int | None,
+    out_path: str,
+    official: Mapping[str, Any] | None,
+    verdict: Mapping[str, Any] | None,
+) -> _JudgePlan:
+    records = intrinsic.read_set(set_path, max_instances)
+    if official is not None:
+        templates = intrinsic.load_official_templates(official, rubrics, domain)
+    else:
+        templates = {aspect: intrinsic.load_rubric(path, aspect) for aspect, path in rubrics.items()}
+    own = dict(sampling) | dict(judge.get("sampling") or {})
+    samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
+    mode = dict(verdict or {})
+    store = CallStore(Path(out_path).with_suffix(".calls.jsonl"))
+    return _JudgePlan(records, templates, store, samp, mode.get("mode", "text"), mode.get("top_logprobs", 20))
+
+
 def intrinsic_judge(
     set_path: str,
     *,
@@ -540,29 +586,58 @@ def intrinsic_judge(
     `rubrics`: aspect -> the project's rubric file, or (with `official`, the config's `intrinsic.rubrics`)
     the official evaluators and prompts files. `verdict`: {mode: text|logprobs, top_logprobs}
     (intrinsic.judge; default text). The judge's calls are stored beside the output
-    (`<out>.calls.jsonl`), so a rerun resumes them."""
-    from agorabench.llm.factory import make_backend
+    (`<out>.calls.jsonl`), so a rerun resumes them; a local judge is loaded only for calls not stored
+    (`intrinsic_judge_calls` may have made them all)."""
+    from agorabench.llm.factory import backend_for_stores
 
-    records = intrinsic.read_set(set_path, max_instances)
-    if official is not None:
-        templates = intrinsic.load_official_templates(official, rubrics, set_meta["domain"])
-    else:
-        templates = {aspect: intrinsic.load_rubric(path, aspect) for aspect, path in rubrics.items()}
-    store = CallStore(Path(out_path).with_suffix(".calls.jsonl"))
-    own = dict(sampling) | dict(judge.get("sampling") or {})
-    samp = Sampling.from_config(own, key=f"judges.{judge['name']}.sampling")
-    mode = dict(verdict or {})
-    how = {"verdict": mode.get("mode", "text"), "top_logprobs": mode.get("top_logprobs", 20)}
+    plan = _judge_plan(
+        set_path, set_meta["domain"], judge, rubrics, sampling, max_instances, out_path, official, verdict
+    )
     metrics: dict[str, Any] = {}
-    with make_backend(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
-        for aspect, template in templates.items():
+    with backend_for_stores(dict(judge["spec"]), key=f"judges.{judge['name']}") as backend:
+        for aspect, template in plan.templates.items():
             result = intrinsic.judge_aspect(
-                backend, records, template, aspect=aspect, sampling=samp, store=store, **how
-            )
+                backend, plan.records, template, aspect=aspect, sampling=plan.sampling, store=plan.store,
+                verdict=plan.verdict, top_logprobs=plan.top_logprobs,
+            )  # fmt: skip
             metrics[f"{aspect}_{suffix}"] = result | {"judge": judge["name"]}
+    records = plan.records
     record = {"set": dict(set_meta) | {"path": set_path, "instances": len(records)}, "metrics": metrics}
     write_json(out_path, record)
     return {k: v["unparsed"] for k, v in metrics.items()} | {"instances": len(records)}
+
+
+def intrinsic_judge_calls(
+    sets: Sequence[Mapping[str, Any]],
+    *,
+    judge: Mapping[str, Any],
+    rubrics: Mapping[str, str],
+    sampling: Mapping[str, Any],
+    max_instances: int | None,
+    out_path: str,
+    official: Mapping[str, Any] | None = None,
+    verdict: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Make one judge's intrinsic calls for many generated sets in one job (one model load, batches that
+    mix sets): each set's calls go into the store its `intrinsic_judge` job reads, which then needs no
+    model. `sets`: {data, set_meta, out} per set (out: that job's output path). Writes a summary."""
+    from agorabench.llm.factory import make_backend
+    from agorabench.progress import run_stores_with_progress
+
+    plans = [
+        _judge_plan(s["data"], s["set_meta"]["domain"], judge, rubrics, sampling, max_instances, s["out"],
+                    official, verdict)
+        for s in sets
+    ]  # fmt: skip
+    key = f"judges.{judge['name']}"
+    with make_backend(dict(judge["spec"]), key=key) as backend:
+        work = [(plan.store, plan.requests(backend.model)) for plan in plans]
+        asked = sum(len(reqs) for _, reqs in work)
+        pending = sum(len(store.pending(reqs)) for store, reqs in work)
+        run_stores_with_progress(backend, work, desc=f"intrinsic judge {backend.model}, {len(sets)} sets")
+    summary = {"judge": judge["name"], "sets": len(sets), "calls": asked, "calls_new": pending}
+    write_json(out_path, summary)
+    return summary
 
 
 def intrinsic_models(

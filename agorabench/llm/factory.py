@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from agorabench.errors import ConfigError
@@ -126,7 +127,9 @@ class LazyBackend(Backend):
 
     def __init__(self, spec: dict[str, Any], key: str):
         kind, _ = _checked(spec, key, NON_BACKEND_KEYS)  # a bad spec fails now, not at the first call
-        self.name, self.model, self.price = kind, str(spec.get("model", "")), spec.get("price")
+        # the model name the backend will report (its requests' ids may depend on it)
+        self.model = str(spec.get("model") or Path(str(spec.get("model_dir", ""))).name)
+        self.name, self.price = kind, spec.get("price")
         self._spec, self._key, self._built = dict(spec), key, None
 
     @property

@@ -118,7 +118,8 @@ def run_stores(
     """Complete the pending requests of several stores with one backend call, so a local backend batches
     rows of different stores together; each result goes into its own store before it is yielded.
 
-    Every store is locked for the whole call. Request ids must differ across the stores. A batch-API
+    Every store is locked for the whole call. A request pending in several stores (the same id: the same
+    question, e.g. one instruction judged in two sets) is asked once and stored in each. A batch-API
     backend keeps one ledger per store, so it runs the stores one after another.
     """
     work = [(store, reqs) for store, reqs in work if store.pending(reqs, retry_errors)]
@@ -127,7 +128,7 @@ def run_stores(
             yield from run_stores(backend, [(store, reqs)], retry_errors)
         return
     with ExitStack() as stack:
-        owner: dict[str, tuple[CallStore, IO[bytes], Request]] = {}
+        owners: dict[str, list[tuple[CallStore, IO[bytes], Request]]] = {}
         for store, reqs in work:
             store.path.parent.mkdir(parents=True, exist_ok=True)
             if getattr(backend, "mode", "online") == "batch":  # each store keeps its batch ledger beside it
@@ -135,17 +136,18 @@ def run_stores(
             fh = stack.enter_context(store.path.open("a+b"))
             store._lock_and_reload(fh)  # another process may have finished some since __init__
             for r in store.pending(reqs, retry_errors):
-                if owner.setdefault(r.id, (store, fh, r))[0] is not store:
-                    raise DataError(store.path, f"request {r.id} is also pending in {owner[r.id][0].path}")
-        todo = [r for _, _, r in owner.values()]
+                owners.setdefault(r.id, [])
+                if all(owner is not store for owner, _, _ in owners[r.id]):
+                    owners[r.id].append((store, fh, r))
+        todo = [entries[0][2] for entries in owners.values()]
         completions = backend.complete(todo) if todo else iter(())
         try:
             for comp in completions:
-                store, fh, req = owner[comp.id]
-                row = comp.to_dict() | {"meta": req.meta}
-                store._append(fh, row)
-                store._absorb([row])
-                yield store, req, comp
+                for store, fh, req in owners[comp.id]:
+                    row = comp.to_dict() | {"meta": req.meta}
+                    store._append(fh, row)
+                    store._absorb([row])
+                    yield store, req, comp
         finally:
             close = getattr(completions, "close", None)
             if close is not None:  # stop the backend's in-flight work before the locks go
