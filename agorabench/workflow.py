@@ -461,6 +461,21 @@ def judge_params(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
     return {"name": name, "backend": spec["backend"], "model": spec["model"]}
 
 
+def one_job_judges(config: dict[str, Any]) -> list[str]:
+    """Local judges whose calls for every judged (model, benchmark) of `evaluations` one job makes (rule
+    judge_calls; `evaluation.one_job_per_judge`); each score_judged job then reads its call store."""
+    if not config["evaluation"].get("one_job_per_judge", False):
+        return []
+    used = {config["benchmarks"][b]["judge"] for b in judged(config)}
+    return [j for j in config.get("judges", {}) if j in used and is_local(config["judges"][j])]
+
+
+def judged_pairs(config: dict[str, Any], judge: str) -> list[tuple[str, str]]:
+    """The (model, benchmark) pairs of `evaluations` that `judge` scores."""
+    mine = {b for b in judged(config) if config["benchmarks"][b]["judge"] == judge}
+    return [(m, b) for m, b in evaluations(config) if b in mine]
+
+
 def judge_inputs(config: dict[str, Any], benchmark: str) -> dict[str, Any]:
     spec = config["judges"][config["benchmarks"][benchmark]["judge"]]
     inputs: dict[str, Any] = {"judge_model": model_dir(config, spec["model"])} if is_local(spec) else {}

@@ -100,6 +100,39 @@ def _scorer_version(wc):
     return get_scorer(config["benchmarks"][wc.benchmark]["kind"]).version
 
 
+def _judge_calls_input(wc):
+    """The judge_calls summary, when one job made this pair's judge calls."""
+    judge = config["benchmarks"][wc.benchmark]["judge"]
+    if judge in wf.one_job_judges(config) and (wc.model, wc.benchmark) in wf.judged_pairs(config, judge):
+        return {"calls": f"{R}/evaluation/judge_calls.{judge}.json"}
+    return {}
+
+
+def _judge_calls_pairs(wc):
+    """Every pair the judge scores: what its score_judged job passes to the scorer."""
+    pairs = []
+    for m, b in wf.judged_pairs(config, wc.judge):
+        kind = config["benchmarks"][b]["kind"]
+        pairs.append({
+            "model": m, "benchmark": b, "kind": kind, "version": get_scorer(kind).version,
+            "items": f"{R}/data/benchmarks/{b}.jsonl", "predictions": f"{R}/evaluation/{m}/{b}/predictions.jsonl",
+            "out": f"{R}/evaluation/{m}/{b}/score.json", "settings": wf.scorer_settings(config, b),
+        })  # fmt: skip
+    return pairs
+
+
+def _judge_calls_inputs(wc):
+    pairs = _judge_calls_pairs(wc)
+    inputs = {"benchmark_items": sorted({p["items"] for p in pairs})}
+    inputs["predictions"] = [p["predictions"] for p in pairs]
+    assets = set()
+    for b in sorted({p["benchmark"] for p in pairs}):
+        extra = wf.judge_inputs(config, b)  # the judge's weights and any judge assets
+        assets |= set(extra.pop("judge_assets", []))
+        inputs |= extra
+    return inputs | ({"judge_assets": sorted(assets)} if assets else {})
+
+
 def _score_files(wildcards=None):
     return [f"{R}/evaluation/{m}/{b}/score.json" for m, b in wf.evaluations(config)]
 

@@ -68,6 +68,7 @@ rule score_judged:
                 "predictions": f"{R}/evaluation/{wc.model}/{wc.benchmark}/predictions.jsonl",
             }
             | wf.judge_inputs(config, wc.benchmark)
+            | _judge_calls_input(wc)
         ),
     output:
         f"{EVAL}/score.json",
@@ -87,6 +88,29 @@ rule score_judged:
         judge=lambda wc: wf.judge_params(config, wc.benchmark),
     script:
         "../scripts/evaluation/score.py"
+
+
+# With `evaluation.one_job_per_judge`, one job per local judge makes its calls for every judged (model,
+# benchmark) pair (one model load) into each pair's call store; each score_judged job then reads them.
+rule judge_calls:
+    input:
+        unpack(_judge_calls_inputs),
+    output:
+        f"{R}/evaluation/judge_calls.{{judge}}.json",
+    log:
+        f"{R}/logs/judge_calls/{{judge}}.log",
+    benchmark:
+        f"{R}/benchmarks/judge_calls/{{judge}}.tsv"
+    wildcard_constraints:
+        judge=_alt(wf.one_job_judges(config)),
+    conda:
+        "../envs/evaluation.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
+    params:
+        pairs=_judge_calls_pairs,
+        scorer_versions=lambda wc: sorted({p["kind"] + p["version"] for p in _judge_calls_pairs(wc)}),
+    script:
+        "../scripts/evaluation/judge_calls.py"
 
 
 # Table 7 measured (analysis.problem_solving.source: generators): each generator answers every benchmark

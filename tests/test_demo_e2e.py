@@ -105,3 +105,18 @@ def test_one_generation_job_per_generator(results):
             stats = json.loads((results / "generation" / g / d / m / v / "pool.stats.json").read_text())
             assert [stats[k] for k in counts] == [made[k] for k in counts]
             assert stats["calls_new"] == 0 and stats["calls_from_store"] == stats["calls"]
+
+
+def test_one_job_per_judge(results):
+    """judge_calls and intrinsic_judge_calls made the judges' calls; each pair's or set's job read them."""
+    for judge in wf.one_job_judges(CONFIG):
+        summary = json.loads((results / "evaluation" / f"judge_calls.{judge}.json").read_text())
+        assert sorted(summary["pairs"]) == sorted(f"{m} {b}" for m, b in wf.judged_pairs(CONFIG, judge))
+        for m, b in wf.judged_pairs(CONFIG, judge):
+            stored = (results / "evaluation" / m / b / "judge_calls.jsonl").read_text().splitlines()
+            assert len(stored) == summary["pairs"][f"{m} {b}"]["calls"] >= 1  # none added by score_judged
+    from agorabench.analysis import inputs as ai
+
+    for suffix in ai.one_job_judges(CONFIG):
+        summary = json.loads((results / "analysis" / "intrinsic" / f"judge_calls.{suffix}.json").read_text())
+        assert summary["sets"] == len(ai.intrinsic_sets(CONFIG)) and summary["calls"] >= summary["sets"]

@@ -149,6 +149,7 @@ def test_demo_dag_plans():
     assert counts["materialize_model"] == 1 and counts["train_reference"] == 1
     assert counts["generate_local"] == len(wf.generated_sets(config)) == 18
     assert counts["generate_settings"] == len(config["generators"]) == 2  # one_job_per_generator
+    assert counts["judge_calls"] == counts["intrinsic_judge_calls"] == 1  # one_job_per_judge
     assert counts["take_size"] == counts["train_student"] == len(students)
     assert sum(counts[f"predict_{s}"] for s in wf.prediction_sets(config)) == 2 + len(students)
     for rule in ("scores_table", "pgr_table", "figure_pgr"):
