@@ -48,7 +48,11 @@ def _generation_settings_inputs(wc):
 def _generation_settings_params(wc):
     """Per pool, in setting order: its wildcards, its pool path and its `generation` param."""
     return [
-        {"wildcards": vars(s), "data": GEN.format(**vars(s)) + "/pool.jsonl", "generation": _generation_params(s)}
+        {
+            "wildcards": vars(s),
+            "data": os.path.join(GEN.format(**vars(s)), "pool.jsonl"),
+            "generation": _generation_params(s),
+        }
         for s in _setting_wildcards(wc.generator)
     ]
 
@@ -179,36 +183,7 @@ def _generator_eval_inputs(wc):
     spec = config["generators"][wc.generator]
     if wf.is_local(spec):
         inputs["model"] = wf.model_dir(config, spec["model"])
-    if wc.generator in wf.one_job_generators(config):  # the calls are made, the job replays them
-        inputs["settings"] = f"{R}/generation/{wc.generator}/settings.json"
     return inputs
-
-
-def _generator_gpus(wc):
-    spec = config["generators"][wc.generator]
-    return spec.get("tensor_parallel_size", 1) if spec["backend"] == "vllm" else 0
-
-
-def _setting_wildcards(generator):
-    return [
-        SimpleNamespace(generator=generator, domain=d, method=m, variant=v)
-        for d, m, v in wf.generator_settings(config, generator)
-    ]
-
-
-def _generation_settings_inputs(wc):
-    """The inputs of every pool of a generator: seeds and meta-prompts (lists, in setting order)."""
-    each = [_generation_inputs(s) for s in _setting_wildcards(wc.generator)]
-    shared = {k: v for k, v in each[0].items() if k not in ("seeds", "template", "settings")}
-    return shared | {"seeds": [i["seeds"] for i in each], "template": [i["template"] for i in each]}
-
-
-def _generation_settings_params(wc):
-    """Per pool, in setting order: its wildcards, its pool path and its `generation` param."""
-    return [
-        {"wildcards": vars(s), "data": GEN.format(**vars(s)) + "/pool.jsonl", "generation": _generation_params(s)}
-        for s in _setting_wildcards(wc.generator)
-    ]
 
 
 def _generator_eval_gpus(generator):

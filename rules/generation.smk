@@ -22,9 +22,7 @@ rule generate_local:
         "../envs/vllm.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
     resources:
-        gpu=lambda wc: (
-            0 if wc.generator in wf.one_job_generators(config) else _generator_gpus(wc)
-        ),
+        gpu=lambda wc: (0 if wc.generator in wf.one_job_generators(config) else _generator_gpus(wc)),
     params:
         generation=_generation_params,
     script:
