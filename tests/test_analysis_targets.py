@@ -21,6 +21,20 @@ DEMO = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
 A = f"{DEMO['results_dir']}/analysis"
 
 
+@pytest.fixture(scope="module")
+def per_output(tmp_path_factory) -> str:
+    """The demo config with one job per output (the one-job-per-generator and -per-judge modes off):
+    the DAG whose slices these tests check. With the modes on, a target also plans every pool of its
+    generators and every pair of its judges (test_one_job_modes_plan_whole_generators_and_judges)."""
+    config = copy.deepcopy(DEMO)
+    config["generation"]["one_job_per_generator"] = False
+    config["evaluation"]["one_job_per_judge"] = False
+    config["intrinsic"]["judge"]["one_job_per_judge"] = False
+    path = tmp_path_factory.mktemp("config") / "demo-per-output.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return str(path)
+
+
 def planned(target: str, configfile: str = "config/demo.yaml") -> Counter:
     """Jobs per rule that a forced build of `target` plans."""
     exe = Path(sys.executable).with_name("snakemake")
@@ -122,16 +136,30 @@ def expected(target: str) -> Counter:
         ("table7_problem_solving", f"{A}/table7.md"),
     ],
 )
-def test_each_figure_target_plans_only_its_upstream(target, path):
-    assert planned(path) == expected(target)
+def test_each_figure_target_plans_only_its_upstream(target, path, per_output):
+    assert planned(path, per_output) == expected(target)
 
 
-def test_figure7_needs_no_other_student_than_the_cost_study():
-    jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
+def test_figure7_needs_no_other_student_than_the_cost_study(per_output):
+    jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf", per_output)
     cost = inputs.cost_students(DEMO)
     assert jobs["train_student"] == len(cost) < len(wf.students(DEMO))
     sizes = {*DEMO["experiments"]["main"]["sizes"], *DEMO["experiments"]["data_volume"]["sizes"]}
     assert {s.size for s in cost} == sizes and len(sizes) == 2  # the demo's miniature volume study
+
+
+def test_one_job_modes_plan_whole_generators_and_judges():
+    """The demo's one-job modes couple outputs: Figure 7 (the cost study's students, all of them
+    instance generation) plans every pool of its generators and, through judge_calls, every student the
+    judge scores."""
+    jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
+    judged = {m for m, _ in wf.judged_pairs(DEMO, "smollm2-judge") if m.startswith("students/")}
+    needed = [s for s in wf.students(DEMO) if s.path in judged] + inputs.cost_students(DEMO)
+    assert jobs["judge_calls"] == 1 and jobs["train_student"] == len({s.path for s in needed})
+    assert len({s.path for s in needed}) > len(inputs.cost_students(DEMO))
+    # all of each generator's calls; its pools' own jobs only for the pools these students need
+    assert jobs["generate_settings"] == len(DEMO["generators"])
+    assert jobs["generate_local"] == len({(s.generator, s.domain, s.method, s.variant) for s in needed})
 
 
 def test_demo_all_builds_every_table_and_figure_but_table5():

@@ -88,10 +88,12 @@ def test_the_replicate_adds_its_own_pool_and_the_seed_variance_target(tmp_path):
 
     before, after = dry_run(DEMO, tmp_path), dry_run(with_replicate(), tmp_path)
     assert "seed_variance" not in before and after["seed_variance"] == 1
-    gen = [r for r in after if r.startswith("generate")]
+    gen = [r for r in after if r in ("generate_local", "generate_api")]  # one job per pool
     assert gen and sum(after[r] for r in gen) == sum(before.get(r, 0) for r in gen) + len(
         {(p.domain, p.method, p.variant) for p, _ in wf.generation_replicates(with_replicate())}
     )
+    # one_job_per_generator: the replicate is one more generator, so one more generate_settings job
+    assert after["generate_settings"] == before["generate_settings"] + 1
     assert after["train_student"] == before["train_student"] + len(wf.generation_replicates(with_replicate()))
 
 

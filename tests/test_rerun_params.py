@@ -54,6 +54,8 @@ class Study:
         self.pools = {
             f"{R}/generation/{'/'.join(s)}/pool{ext}" for s in sets for ext in (".jsonl", ".stats.json")
         }
+        # one_job_per_generator: each generator's generate_settings summary has the pools' params too
+        self.summaries = {f"{R}/generation/{g}/settings.json" for g in wf.one_job_generators(self.config)}
         self.scores = {b: f"{R}/evaluation/base/{b}/score.json" for b in self.config["benchmarks"]}
         self.targets = sorted(self.pools | set(self.scores.values()))
         for path, _ in self.summary(DEMO):
@@ -115,13 +117,13 @@ def test_system_prompt_reruns_every_pool_and_nothing_else(study):
     config = edited(
         study.config, lambda c: c["generation"].__setitem__("system_prompt", "Write one instance.")
     )
-    assert study.changed(config) == study.pools
+    assert study.changed(config) == study.pools | study.summaries
 
 
 def test_parser_version_reruns_every_pool_and_nothing_else(study):
     assert PARSER_VERSION  # the constant the copy bumps
     shadow = study.bumped("generation/parsing.py", r'(PARSER_VERSION = )"([^"]*)"')
-    assert study.changed(pythonpath=shadow) == study.pools
+    assert study.changed(pythonpath=shadow) == study.pools | study.summaries
 
 
 def test_math_scorer_version_reruns_the_math_scores_only(study):
@@ -135,7 +137,7 @@ def test_math_scorer_version_reruns_the_math_scores_only(study):
 def test_a_generation_seed_reruns_that_generators_pools_only(study):
     generator = next(iter(study.config["generators"]))
     config = edited(study.config, lambda c: c["generators"][generator].__setitem__("generation_seed", 99))
-    own = {p for p in study.pools if f"/generation/{generator}/" in p}
+    own = {p for p in study.pools | study.summaries if f"/generation/{generator}/" in p}
     assert own and own != study.pools
     assert study.changed(config) == own
 
