@@ -381,7 +381,8 @@ def generate_pools(
     """`generate` for several pools of one generator at once: their retry rounds run side by side, and
     each step's attempts of every pool go to the backend in one call (one batch on a local model). Every
     pool keeps its own call store, schedule and outcome, so each is what `generate` alone writes from
-    the same stores; returns the stats of each pool, in order (`write=False`: fill the stores only)."""
+    the same stores; returns the stats of each pool, in order (`write=False`: fill the stores only).
+    Each pool's `wall_s` is the wall time of the whole call, which the pools share."""
     started = time.monotonic()
     pools: list[_Pool] = []
     with ExitStack() as stack:
