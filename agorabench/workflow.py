@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agorabench.errors import ConfigError
+from agorabench.llm.factory import LOCAL_BACKENDS
 
 DOMAINS = ("math", "code", "instruction_following")
 METHODS = ("instance_generation", "response_generation", "quality_enhancement")
-LOCAL_BACKENDS = ("transformers", "vllm")
 JUDGED_KINDS = ("alpaca_eval", "arena_hard")
 BASELINES = ("base", "reference")
 

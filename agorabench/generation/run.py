@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -224,19 +224,29 @@ _Answered = Iterator[tuple[_Attempt, Completion, bool]]
 _Rounds = Generator[list[_Attempt], _Answered, dict[int, dict]]
 
 
+def _stored_and_new(
+    store: CallStore, jobs: list[_Attempt]
+) -> tuple[list[tuple[_Attempt, Completion, bool]], dict[str, _Attempt]]:
+    """The attempts already in the store, with their completions, and the new ones by request id."""
+    new_ids = {r.id for r in store.pending([j.request for j in jobs])}
+    stored = [(j, store.get(j.request.id), True) for j in jobs if j.request.id not in new_ids]
+    return stored, {j.request.id: j for j in jobs if j.request.id in new_ids}  # type: ignore[return-value]
+
+
+def _check_answered(backend: Backend, missing: Iterable[str]) -> None:
+    lost = list(missing)[:5]
+    if lost:
+        raise AgoraBenchError(f"backend {backend.name!r} returned no completion for request(s) {lost}")
+
+
 def _complete(store: CallStore, backend: Backend, jobs: list[_Attempt]) -> _Answered:
     """Each attempt with its completion and whether it came from the store (stored ones first), each new
     one as soon as the backend finishes it."""
-    by_id = {j.request.id: j for j in jobs}
-    new_ids = {r.id for r in store.pending([j.request for j in jobs])}
-    for job in jobs:
-        if job.request.id not in new_ids:
-            yield job, store.get(job.request.id), True  # type: ignore[misc]
-    for req, comp in store.run(backend, [j.request for j in jobs]):
-        yield by_id[req.id], comp, False
-    lost = [rid for rid in new_ids if rid not in store]
-    if lost:
-        raise AgoraBenchError(f"backend {backend.name!r} returned no completion for request(s) {lost[:5]}")
+    stored, new = _stored_and_new(store, jobs)
+    yield from stored
+    for req, comp in store.run(backend, [j.request for j in new.values()]):
+        yield new.pop(req.id), comp, False
+    _check_answered(backend, new)
 
 
 def _complete_stores(
@@ -244,19 +254,16 @@ def _complete_stores(
 ) -> list[list[tuple[_Attempt, Completion, bool]]]:
     """The attempts of several pools, the new ones asked in one backend call (a local backend batches
     rows of different settings together); per pool, its attempts with their completions, stored first."""
-    answered: list[list[tuple[_Attempt, Completion, bool]]] = []
-    by_id: dict[str, tuple[int, _Attempt]] = {}
+    answered, new = [], {}
     for k, (store, jobs) in enumerate(work):
-        new_ids = {r.id for r in store.pending([j.request for j in jobs])}
-        answered.append([(j, store.get(j.request.id), True) for j in jobs if j.request.id not in new_ids])
-        by_id |= {j.request.id: (k, j) for j in jobs if j.request.id in new_ids}
+        stored, fresh = _stored_and_new(store, jobs)
+        answered.append(stored)
+        new |= {rid: (k, job) for rid, job in fresh.items()}
     for _, req, comp in run_stores(backend, [(store, [j.request for j in jobs]) for store, jobs in work]):
-        k, job = by_id.pop(req.id)
+        k, job = new.pop(req.id)
         answered[k].append((job, comp, False))
-    if by_id:
-        lost = list(by_id)[:5]
-        raise AgoraBenchError(f"backend {backend.name!r} returned no completion for request(s) {lost}")
-    return answered  # type: ignore[return-value]
+    _check_answered(backend, new)
+    return answered
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -25,6 +25,7 @@ from agorabench.errors import ConfigError
 from agorabench.llm.base import Backend, Completion, Request
 
 BACKENDS = ("transformers", "openai", "anthropic", "vllm")
+LOCAL_BACKENDS = ("transformers", "vllm")  # a model this machine loads (the rest are API clients)
 # Keys of a generator entry that the workflow reads, not the backend (generation_seed / replicate_of: which
 # pools; the generation rule's params carry the seed).
 NON_BACKEND_KEYS = frozenset(
@@ -152,6 +153,6 @@ class LazyBackend(Backend):
 def backend_for_stores(spec: dict[str, Any], *, key: str) -> Backend:
     """The backend of a job that goes through call stores: a local model (online) is built lazily
     (`LazyBackend`), an API client (cheap, and in batch mode stateful) at once."""
-    local = isinstance(spec, dict) and spec.get("backend") in ("transformers", "vllm")
+    local = isinstance(spec, dict) and spec.get("backend") in LOCAL_BACKENDS
     online = isinstance(spec, dict) and spec.get("mode", "online") == "online" and "batch" not in spec
     return LazyBackend(spec, key) if local and online else make_backend(spec, key=key)
