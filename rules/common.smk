@@ -94,6 +94,27 @@ def _training_params():
     return {"hparams": config["training"], "chat_template": config["student"].get("chat_template", "model")}
 
 
+def _train_all_models():
+    """Each model train_all trains: its name, training data, staging folder and final model folder."""
+    models = []
+    for name in wf.one_job_training(config):
+        root = f"{R}/training/{name}"
+        data = f"{R}/data/reference/sft.jsonl" if name == "reference" else f"{root}/train_data.jsonl"
+        staged = f"{R}/training/staged/{name}"
+        models.append({"name": name, "data": data, "staged": staged, "output": f"{root}/model"})
+    return models
+
+
+def _train_gpus(wc):
+    """A job that links what train_all trained needs no GPU."""
+    return 0 if wf.one_job_training(config) else config["training"].get("gpus", 1)
+
+
+def _trained_by(wc):
+    """The train_all summary, when one job trains every model (`training.one_job`)."""
+    return {"trained_by": f"{R}/training/train_all.json"} if wf.one_job_training(config) else {}
+
+
 def _replicate_hparams(wc):
     """A seed study's extra training run: the study's hyper-parameters with its own seed."""
     return config["training"] | {"seed": int(wc.train_seed)}

@@ -19,6 +19,7 @@ rule training_data:
 
 rule train_student:
     input:
+        unpack(_trained_by),
         data=f"{TRAIN}/train_data.jsonl",
         base=wf.model_dir(config, config["student"]["base"]),
     output:
@@ -34,7 +35,7 @@ rule train_student:
         "../envs/training.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
     resources:
-        gpu=config["training"].get("gpus", 1),
+        gpu=_train_gpus,
     params:
         **_training_params(),
     script:
@@ -43,6 +44,7 @@ rule train_student:
 
 rule train_reference:
     input:
+        unpack(_trained_by),
         data=f"{R}/data/reference/sft.jsonl",
         base=wf.model_dir(config, config["student"]["base"]),
     output:
@@ -58,11 +60,35 @@ rule train_reference:
         "../envs/training.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
     resources:
-        gpu=config["training"].get("gpus", 1),
+        gpu=_train_gpus,
     params:
         **_training_params(),
     script:
         "../scripts/training/train.py"
+
+
+# With `training.one_job`, one job trains S_ref and every student one after another (one start-up for all)
+# into staging folders; each train_student / train_reference job then hard-links its model into place.
+rule train_all:
+    input:
+        data=[m["data"] for m in _train_all_models()],
+        base=wf.model_dir(config, config["student"]["base"]),
+    output:
+        f"{R}/training/train_all.json",
+    log:
+        f"{R}/logs/train_all.log",
+    benchmark:
+        f"{R}/benchmarks/train_all.tsv"
+    conda:
+        "../envs/training.yaml"
+    threads: 8  # capped at --cores locally; torch uses exactly these
+    resources:
+        gpu=config["training"].get("gpus", 1),
+    params:
+        **_training_params(),
+        models=_train_all_models(),
+    script:
+        "../scripts/training/train_all.py"
 
 
 # Seed variance (experiments.<name>.training_seeds): the student trained with another training seed, on
@@ -82,6 +108,8 @@ use rule train_student as train_student_seed with:
         f"{R}/benchmarks/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}_seed{{train_seed}}.tsv"
     wildcard_constraints:
         train_seed=r"\d+",
+    resources:
+        gpu=config["training"].get("gpus", 1),  # trains in its own job in every mode
     params:
         hparams=lambda wc: _replicate_hparams(wc),
         chat_template=config["student"].get("chat_template", "model"),

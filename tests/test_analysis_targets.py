@@ -23,13 +23,14 @@ A = f"{DEMO['results_dir']}/analysis"
 
 @pytest.fixture(scope="module")
 def per_output(tmp_path_factory) -> str:
-    """The demo config with one job per output (the one-job-per-generator and -per-judge modes off):
-    the DAG whose slices these tests check. With the modes on, a target also plans every pool of its
-    generators and every pair of its judges (test_one_job_modes_plan_whole_generators_and_judges)."""
+    """The demo config with one job per output (the one-job modes off): the DAG whose slices these tests
+    check. With the modes on, a target also plans every pool of its generators, every pair of its judges
+    and every model's training (test_one_job_modes_plan_whole_generators_and_judges)."""
     config = copy.deepcopy(DEMO)
     config["generation"]["one_job_per_generator"] = False
     config["evaluation"]["one_job_per_judge"] = False
     config["intrinsic"]["judge"]["one_job_per_judge"] = False
+    config["training"]["one_job"] = False
     path = tmp_path_factory.mktemp("config") / "demo-per-output.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return str(path)
@@ -150,16 +151,18 @@ def test_figure7_needs_no_other_student_than_the_cost_study(per_output):
 
 def test_one_job_modes_plan_whole_generators_and_judges():
     """The demo's one-job modes couple outputs: Figure 7 (the cost study's students, all of them
-    instance generation) plans every pool of its generators and, through judge_calls, every student the
-    judge scores."""
+    instance generation) plans every pool of its generators, through judge_calls every student the judge
+    scores, and through train_all the training data of every student."""
     jobs = planned(f"{A}/figures/figure7_cost_vs_pgr.pdf")
     judged = {m for m, _ in wf.judged_pairs(DEMO, "smollm2-judge") if m.startswith("students/")}
     needed = [s for s in wf.students(DEMO) if s.path in judged] + inputs.cost_students(DEMO)
     assert jobs["judge_calls"] == 1 and jobs["train_student"] == len({s.path for s in needed})
     assert len({s.path for s in needed}) > len(inputs.cost_students(DEMO))
-    # all of each generator's calls; its pools' own jobs only for the pools these students need
+    # all of each generator's calls; train_all trains every student, so every pool is written
     assert jobs["generate_settings"] == len(DEMO["generators"])
-    assert jobs["generate_local"] == len({(s.generator, s.domain, s.method, s.variant) for s in needed})
+    assert jobs["generate_local"] == len(wf.generated_sets(DEMO))
+    assert jobs["train_all"] == 1 and jobs["training_data"] == len(wf.students(DEMO))
+    assert jobs["train_all"] == 1 and jobs["training_data"] == len(wf.students(DEMO))
 
 
 def test_demo_all_builds_every_table_and_figure_but_table5():

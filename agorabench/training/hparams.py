@@ -23,7 +23,7 @@ SCHEDULERS = (
 )
 ATTENTION = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 # Keys the config may carry that train_sft itself does not use (resources and data choices for the rules).
-RESOURCE_KEYS = ("gpus", "seeds_in_instance_generation_data")
+RESOURCE_KEYS = ("gpus", "seeds_in_instance_generation_data", "one_job")
 
 
 @dataclass(frozen=True)

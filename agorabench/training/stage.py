@@ -9,14 +9,17 @@ the (zero) gain of no data rather than a crash.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from agorabench.jsonl import iter_jsonl, read_json, write_json, write_text
+from agorabench.errors import DataError
+from agorabench.jsonl import iter_jsonl, read_json, sha256_file, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,12 @@ def train_student(
     log_path: str,
     info_path: str,
     plot_path: str | None,
+    trained_by: str | None = None,
 ) -> dict[str, Any]:
+    """Fine-tune `model_dir` on `train_path`; with `trained_by` (the train_all summary), link the model
+    that job trained for `output_dir` instead."""
+    if trained_by:
+        return link_trained(trained_by, train_path, output_dir, log_path, info_path, plot_path)
     rows = sum(1 for _ in iter_jsonl(train_path))
     if rows == 0:
         return _untrained(model_dir, output_dir, log_path, info_path, plot_path, train_path)
@@ -102,3 +110,116 @@ def train_student(
         "train_rows": rows,
         **{k: info[k] for k in ("steps", "final_loss", "wall_s") if k in info},
     }
+
+
+# One job for all models (`training.one_job`, rule train_all): S_ref and every student are trained one
+# after another in one process, which pays the interpreter, library and model start-up once instead of
+# once per model. Each model's files go to its staging folder (Snakemake clears a job's outputs before it
+# runs, so the job cannot write them in place); each model's own job then hard-links them into place.
+STAGED = "staged.json"  # written last in a staging folder: the model there is complete
+
+
+def _staged_files(staged: Path) -> dict[str, Path]:
+    return {
+        "model": staged / "model",
+        "log": staged / "train_log.jsonl",
+        "info": staged / "train_info.json",
+        "plot": staged / "loss.png",
+    }
+
+
+def _fingerprint(train_path: str, base_digest: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    return {"data_sha256": sha256_file(train_path), "base": base_digest, "hparams": hparams}
+
+
+def _dir_digest(model_dir: str) -> str:
+    """sha256 over the base model folder's files (names and contents)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
+        h.update(f"{path.relative_to(model_dir)}\0{sha256_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def train_all(
+    *, models: list[dict[str, str]], model_dir: str, hparams: dict[str, Any], summary_path: str
+) -> dict[str, Any]:
+    """Train each of `models` ({name, data, staged, output}) on its data, one after another, into its
+    staging folder; a folder whose staged.json matches the data, base model and hyper-parameters is kept,
+    so a rerun after an interruption trains only what is missing. Writes and returns the summary."""
+    base = _dir_digest(model_dir)
+    entries, trained = [], 0
+    for m in models:
+        staged = Path(m["staged"])
+        want = _fingerprint(m["data"], base, hparams)
+        marker = staged / STAGED
+        if not (marker.is_file() and read_json(marker) == want):
+            shutil.rmtree(staged, ignore_errors=True)
+            files = _staged_files(staged)
+            log.info("train_all: %s (%d of %d)", m["name"], len(entries) + 1, len(models))
+            train_student(
+                train_path=m["data"],
+                model_dir=model_dir,
+                output_dir=str(files["model"]),
+                hparams=hparams,
+                log_path=str(files["log"]),
+                info_path=str(files["info"]),
+                plot_path=str(files["plot"]),
+            )
+            write_json(marker, want)
+            trained += 1
+            gc.collect()  # the previous model's weights and optimizer states go before the next loads
+        entries.append({"name": m["name"], "output": m["output"], "staged": str(staged), **want})
+    summary = {"models": entries, "trained": trained, "kept": len(models) - trained}
+    write_json(summary_path, summary)
+    return {"models": len(models), "trained": trained, "kept": len(models) - trained}
+
+
+def link_trained(
+    summary_path: str,
+    train_path: str,
+    output_dir: str,
+    log_path: str,
+    info_path: str,
+    plot_path: str | None,
+) -> dict[str, Any]:
+    """Hard-link (or copy, across file systems) the model train_all staged for `output_dir`; its
+    training data must be the data this job was given."""
+    entry = next((e for e in read_json(summary_path)["models"] if e["output"] == output_dir), None)
+    if entry is None:
+        raise DataError(summary_path, f"train_all trained no model for {output_dir}; rerun rule train_all")
+    if sha256_file(train_path) != entry["data_sha256"]:
+        raise DataError(
+            train_path, f"differs from the data train_all trained on ({summary_path}); rerun rule train_all"
+        )
+    files = _staged_files(Path(entry["staged"]))
+    _link_tree(files["model"], Path(output_dir))
+    _link(files["log"], Path(log_path))
+    if plot_path:
+        _link(files["plot"], Path(plot_path))
+    info = read_json(files["info"])
+    info |= {"output_dir": output_dir, "trained_by": summary_path, "staged": entry["staged"]}
+    write_json(info_path, info)
+    trained = info.get("trained", True)
+    return {
+        "trained": trained,
+        "train_rows": info.get("train_rows", (info.get("dataset") or {}).get("rows")),
+        "trained_by": summary_path,
+        **{k: info[k] for k in ("steps", "final_loss") if k in info},
+    }
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            _link(path, dst / path.relative_to(src))

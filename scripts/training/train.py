@@ -12,4 +12,5 @@ with job(smk) as j:
         log_path=smk.output.log_jsonl,
         info_path=smk.output.info,
         plot_path=smk.output.plot,
+        trained_by=smk.input.get("trained_by"),
     )
