@@ -120,3 +120,16 @@ def test_one_job_per_judge(results):
     for suffix in ai.one_job_judges(CONFIG):
         summary = json.loads((results / "analysis" / "intrinsic" / f"judge_calls.{suffix}.json").read_text())
         assert summary["sets"] == len(ai.intrinsic_sets(CONFIG)) and summary["calls"] >= summary["sets"]
+
+
+def test_one_training_job_for_every_model(results):
+    """train_all trained every model once; each model's own job linked the staged files (same inode)."""
+    names = wf.one_job_training(CONFIG)
+    summary = json.loads((results / "training" / "train_all.json").read_text())
+    assert [m["name"] for m in summary["models"]] == names and len(names) == len(wf.students(CONFIG)) + 1
+    for name in names:
+        info = json.loads((results / "training" / name / "train_info.json").read_text())
+        assert info["trained_by"].endswith("training/train_all.json")
+        final = results / "training" / name / "model" / "model.safetensors"
+        staged = results / "training" / "staged" / name / "model" / "model.safetensors"
+        assert final.stat().st_ino == staged.stat().st_ino
