@@ -115,3 +115,15 @@ def test_link_refuses_other_data_and_unknown_models(group, tmp_path):
     with pytest.raises(DataError, match="train_all trained no model for"):
         train_student(train_path=m["data"], model_dir="unused", hparams=HP, trained_by=group["summary"],
                       **_outputs(tmp_path / "nowhere"))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_link_names_a_missing_staged_model(group, tmp_path):
+    summary = json.loads(Path(group["summary"]).read_text())
+    summary["models"][0]["staged"] = str(tmp_path / "gone")
+    moved = tmp_path / "train_all.json"
+    moved.write_text(json.dumps(summary))
+    m = group["models"][0]
+    with pytest.raises(DataError, match="staged model is missing"):
+        train_student(train_path=m["data"], model_dir="unused", hparams=HP, trained_by=str(moved),
+                      **_outputs(Path(m["output"]).parent))  # fmt: skip

@@ -10,6 +10,7 @@ the (zero) gain of no data rather than a crash.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -134,8 +135,6 @@ def _fingerprint(train_path: str, base_digest: str, hparams: dict[str, Any]) -> 
 
 def _dir_digest(model_dir: str) -> str:
     """sha256 over the base model folder's files (names and contents)."""
-    import hashlib
-
     h = hashlib.sha256()
     for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
         h.update(f"{path.relative_to(model_dir)}\0{sha256_file(path)}\n".encode())
@@ -193,6 +192,8 @@ def link_trained(
         raise DataError(
             train_path, f"differs from the data train_all trained on ({summary_path}); rerun rule train_all"
         )
+    if not (Path(entry["staged"]) / STAGED).is_file():
+        raise DataError(entry["staged"], "the staged model is missing or incomplete; rerun rule train_all")
     files = _staged_files(Path(entry["staged"]))
     _link_tree(files["model"], Path(output_dir))
     _link(files["log"], Path(log_path))
