@@ -26,7 +26,7 @@ def test_highest_precedence_section_wins_and_lists_split():
     assert settings["index-url"] == "https://mirror.example/simple"  # install over global
     flags = uv_args.uv_flags(settings)
     assert flags[:2] == ["--index-strategy", "unsafe-best-match"]
-    pairs = list(zip(flags[2::2], flags[3::2]))
+    pairs = list(zip(flags[2::2], flags[3::2], strict=True))
     assert ("--extra-index-url", "file:///opt/pypi/simple") in pairs
     assert ("--extra-index-url", "file:///opt/pypi-more/simple") in pairs
     assert ("--constraint", "/etc/xdg/pip/constraints.txt") in pairs
