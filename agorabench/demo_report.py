@@ -176,6 +176,14 @@ def _shared(load: tuple[float | None, float | None]) -> str:
     return f"{shared}; the load after includes the demo's own jobs"
 
 
+def _environment(measure: dict[str, Any]) -> str:
+    """Whether the measured run built `.venv` (measure.py --absent .venv), when that was recorded."""
+    absent = (measure.get("absent_before") or {}).get(".venv")
+    if absent is None:
+        return ""
+    return "; `.venv` was absent, so the time includes building it" if absent else "; `.venv` existed"
+
+
 def _weaker_generators(config: dict[str, Any]) -> dict[str, int]:
     """Generators whose output budget is cut below the shared one, with their budget."""
     shared = ((config.get("generation") or {}).get("sampling") or {}).get("max_tokens")
@@ -231,7 +239,7 @@ def render(results: str | Path, config: dict[str, Any], measure: dict[str, Any],
         f"(`{measure['command']}`, {measure['date']}; {measure['cpus']} cores, load average {load[0]} before "
         f"and {load[1]} after{_shared(load)}): **{measure['wall_s'] / 60:.1f} min wall, "
         f"{measure['peak_tree_rss_gib']:.2f} GiB peak memory** (summed RSS of the process tree), "
-        f"{measure.get('jobs')} jobs, exit status {measure['returncode']}.",
+        f"{measure.get('jobs')} jobs, exit status {measure['returncode']}{_environment(measure)}.",
         "",
         f"- generated sets with >= 8 valid instances: {checks['sets_with_8_valid']} of {checks['sets']} "
         f"(fewest: {checks['min_valid']}); smallest student training set: {checks['min_train_rows']} rows",

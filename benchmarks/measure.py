@@ -3,9 +3,10 @@
 `/usr/bin/time -v` reports the largest single process; Snakemake runs several jobs at once, so this
 samples the summed RSS of every descendant twice a second (Linux /proc). The command's output is passed
 through and read for Snakemake's last "N of M steps" line (the job count); the load average before and
-after says how much of the machine the run had.
+after says how much of the machine the run had. `--absent PATH` records whether PATH was missing
+before the command ran (CI: `.venv`, so the figures say whether they include building the environment).
 
-    python benchmarks/measure.py --out benchmarks/demo_run.json -- make demo
+    python benchmarks/measure.py --absent .venv --out benchmarks/demo_run.json -- make demo
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("--absent", action="append", default=[], help="record whether this path was missing")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    absent = {path: not Path(path).exists() for path in args.absent}
     load_before = os.getloadavg()
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -93,6 +96,7 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "absent_before": absent,
     }
     print(json.dumps(result, indent=2), file=sys.stderr)
     if args.out:

@@ -133,6 +133,9 @@ def test_render_reads_a_finished_run(results: Path) -> None:
     assert "1 of 2 (fewest: 5)" in text and "PGRs defined: 1 of 2" in text
     assert "| same-as-ref | 100.0 | [100.0, 100.0] | 1 of 1 |" in text
     assert "| base | 30.0 |" in text and "| x | 1 |" not in text  # only S_0 and S_ref's scores
+    assert ".venv" not in text  # not recorded: nothing said
+    built = render(results, CONFIG, measure | {"returncode": 0, "absent_before": {".venv": True}}, "x.png")
+    assert "exit status 0; `.venv` was absent, so the time includes building it." in built
 
 
 def test_verdict_says_whether_the_weaker_generator_came_out_below() -> None:

@@ -32,3 +32,16 @@ def test_the_tree_holds_a_running_child():
     finally:
         child.kill()
         child.wait()
+
+
+def test_absent_records_whether_a_path_was_missing(tmp_path):
+    out = tmp_path / "m.json"
+    script = Path(__file__).parents[1] / "benchmarks" / "measure.py"
+    there = tmp_path / "there"
+    there.mkdir()
+    cmd = [sys.executable, str(script), "--absent", str(there), "--absent", str(tmp_path / "nope"),
+           "--out", str(out), "--", "true"]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True)
+    import json
+
+    assert json.loads(out.read_text())["absent_before"] == {str(there): False, str(tmp_path / "nope"): True}
