@@ -5,6 +5,13 @@ from agorabench.evaluation.scorers import get_scorer
 from agorabench.generation.parsing import PARSER_VERSION
 from agorabench.generation.prompts import DEFAULT_SYSTEM_PROMPT
 
+# Scheduling priorities (local runs start ready jobs by priority; a cluster submits in that order). The
+# generation-to-training chain is the DAG's longest path, so its jobs go before the side branches
+# (intrinsic metrics, S_0's inference); then the inference that a judge reads, so that a one-job judge runs
+# beside the other students' inference instead of after it.
+CHAIN = 2
+JUDGED = 1
+
 
 def _alt(names):
     """A wildcard regex matching exactly these names (or nothing)."""

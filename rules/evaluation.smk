@@ -25,6 +25,7 @@ for _set, _benches in wf.prediction_sets(config).items():
             f"{R}/benchmarks/predict_{_set}/{{model}}.tsv"
         wildcard_constraints:
             model=wf.prediction_models_regex(_set),
+        priority: JUDGED if set(_benches) & set(wf.judged(config)) else 0
         conda:
             "../envs/vllm.yaml"
         threads: 8  # capped at --cores locally; torch uses exactly these
@@ -103,6 +104,7 @@ rule judge_calls:
         f"{R}/benchmarks/judge_calls/{{judge}}.tsv"
     wildcard_constraints:
         judge=_alt(wf.one_job_judges(config)),
+    priority: JUDGED
     conda:
         "../envs/evaluation.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these

@@ -18,6 +18,7 @@ rule generate_local:
         f"{R}/benchmarks/generate_local/{{generator}}/{{domain}}/{{method}}/{{variant}}.tsv"
     wildcard_constraints:
         generator=_alt(wf.local_generators(config)),
+    priority: CHAIN
     conda:
         "../envs/vllm.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
@@ -43,6 +44,7 @@ rule generate_settings:
         f"{R}/benchmarks/generate_settings/{{generator}}.tsv"
     wildcard_constraints:
         generator=_alt(wf.one_job_generators(config)),
+    priority: CHAIN
     conda:
         "../envs/vllm.yaml"
     threads: 8
@@ -81,6 +83,7 @@ rule take_size:
         f"{GEN}/n{{size}}.jsonl",
     log:
         f"{R}/logs/take_size/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    priority: CHAIN
     conda:
         "../envs/generation.yaml"
     script:

@@ -11,6 +11,7 @@ rule training_data:
         f"{TRAIN}/train_data.jsonl",
     log:
         f"{R}/logs/training_data/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
+    priority: CHAIN
     conda:
         "../envs/training.yaml"
     script:
@@ -31,6 +32,7 @@ rule train_student:
         f"{R}/logs/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.log",
     benchmark:
         f"{R}/benchmarks/train_student/{{generator}}/{{domain}}/{{method}}/{{variant}}/n{{size}}.tsv"
+    priority: CHAIN
     conda:
         "../envs/training.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
@@ -56,6 +58,7 @@ rule train_reference:
         f"{R}/logs/train_reference.log",
     benchmark:
         f"{R}/benchmarks/train_reference.tsv"
+    priority: CHAIN
     conda:
         "../envs/training.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
@@ -79,6 +82,7 @@ rule train_all:
         f"{R}/logs/train_all.log",
     benchmark:
         f"{R}/benchmarks/train_all.tsv"
+    priority: CHAIN
     conda:
         "../envs/training.yaml"
     threads: 8  # capped at --cores locally; torch uses exactly these
