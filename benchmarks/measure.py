@@ -38,19 +38,34 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _tree_rss_kib(root: int) -> int:
-    total, stack = 0, [root]
+def _tree_rss_kib(root: int) -> dict[int, int]:
+    """pid -> resident memory (KiB) of `root` and every descendant."""
+    rss, stack = {}, [root]
     while stack:
         pid = stack.pop()
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+                    rss[pid] = int(line.split()[1])
                     break
         except OSError:
             continue
         stack += _children(pid)
-    return total
+    return rss
+
+
+def _label(pid: int) -> str:
+    """A short name for a process: its Python script (a Snakemake job's script is named after the rule's
+    script file) or module, else its program."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+    except OSError:
+        return "?"
+    if script := next((a for a in argv if a.endswith(".py")), None):
+        return re.sub(r"^tmp\w{8}\.", "", Path(script).name)  # Snakemake's copy: tmpXXXXXXXX.<script>
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1]
+    return Path(argv[0]).name
 
 
 def _relay(stream, sink, steps: list[tuple[int, int]]) -> None:
@@ -77,9 +92,12 @@ def main() -> int:
     steps: list[tuple[int, int]] = []
     relay = threading.Thread(target=_relay, args=(proc.stdout, sys.stdout.buffer, steps), daemon=True)
     relay.start()
-    peak = 0
+    peak, peak_at, at_peak = 0, 0.0, []
     while proc.poll() is None:
-        peak = max(peak, _tree_rss_kib(proc.pid))
+        rss = _tree_rss_kib(proc.pid)
+        if sum(rss.values()) > peak:  # what ran at the peak, largest first
+            peak, peak_at = sum(rss.values()), time.time() - t0
+            at_peak = sorted(((kib, _label(pid)) for pid, kib in rss.items()), reverse=True)
         time.sleep(args.interval)
     relay.join(timeout=10)
     wall = time.time() - t0
@@ -88,6 +106,8 @@ def main() -> int:
         "returncode": proc.returncode,
         "wall_s": round(wall, 1),
         "peak_tree_rss_gib": round(peak / 2**20, 2),
+        "peak_at_s": round(peak_at, 1),
+        "at_peak_mib": [[round(kib / 1024), name] for kib, name in at_peak if kib >= 10 * 1024],
         # Snakemake counts every job of the DAG, the `all` target included; several invocations add up.
         "jobs": sum(total for done, total in steps if done == total) if steps else None,
         "last_progress": f"{steps[-1][0]} of {steps[-1][1]} steps" if steps else None,  # a stopped run

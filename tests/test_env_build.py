@@ -6,7 +6,8 @@
 - `snakemake -n` of the paper, demo and rehearsal configs in a venv holding only Snakemake and the SLURM
   executor plugin, as on a login node.
 
-Built venvs are kept in .cache/envs/<name>-<sha of the pip list>/, so a rerun with the same pins is quick.
+Built venvs are kept in .cache/envs/<name>-<sha of the pip list>/, so a rerun with the same pins is quick;
+those built from older pins are removed.
 """
 
 from __future__ import annotations
@@ -82,9 +83,18 @@ def _build_command(venv: Path, packages: list[str]) -> str:
     return " && ".join(steps) + f" && touch {venv}/.complete"
 
 
+def _remove_stale(name: str, keep: Path) -> None:
+    """Drop the venvs of `name` built from other pins (each is 0.3-3.7 GB; they would pile up on disk)."""
+    for old in CACHE.glob(f"{name}-*"):
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}(\.log)?", old.name) and old.stem != keep.name:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
 def build_venvs(wanted: dict[str, list[str]]) -> dict[str, Path]:
     """Build the missing venvs concurrently (pip mostly waits on downloads); name -> its python."""
     dirs = {name: _venv_dir(name, pkgs) for name, pkgs in wanted.items()}
+    for name, venv in dirs.items():
+        _remove_stale(name, venv)
     procs = {}
     for name, venv in dirs.items():
         if (venv / ".complete").is_file():
@@ -102,6 +112,23 @@ def build_venvs(wanted: dict[str, list[str]]) -> dict[str, Path]:
         tail = Path(log.name).read_text()[-3000:]
         assert proc.returncode == 0, f"building the {name} environment failed:\n{tail}"
     return {name: venv / "bin" / "python" for name, venv in dirs.items()}
+
+
+def test_venvs_of_older_pins_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CACHE", tmp_path)
+    keep, old, other = (
+        tmp_path / "training-aaaaaaaaaaaa",
+        tmp_path / "training-bbbbbbbbbbbb",
+        tmp_path / "training-x",
+    )
+    for venv in (keep, old, other, tmp_path / "training_more-cccccccccccc"):
+        venv.mkdir()
+        venv.with_name(venv.name + ".log").write_text("")
+    _remove_stale("training", keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "training-aaaaaaaaaaaa", "training-aaaaaaaaaaaa.log", "training-x", "training-x.log",
+        "training_more-cccccccccccc", "training_more-cccccccccccc.log",
+    ]  # fmt: skip
 
 
 ENV_FILES = {p.stem: p for p in sorted((ROOT / "envs").glob("*.yaml"))}
